@@ -1,0 +1,1 @@
+//! Typed configuration for the registrar and the softphone.
