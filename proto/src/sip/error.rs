@@ -19,10 +19,7 @@ impl ParseError {
         // A reason phrase is one line of printable text.
         reason.retain(|c| !c.is_control());
         reason.truncate(reason.floor_char_boundary(200));
-        ParseError {
-            reason,
-            status: 400,
-        }
+        ParseError { reason, status: 400 }
     }
 
     /// A mandatory header is absent.
@@ -42,10 +39,7 @@ impl ParseError {
         if self.reason.contains(name.as_str()) {
             return self;
         }
-        ParseError {
-            reason: format!("malformed {name} header: {}", self.reason),
-            ..self
-        }
+        ParseError { reason: format!("malformed {name} header: {}", self.reason), ..self }
     }
 
     /// The status code to answer a request with (400 or 416).

@@ -158,18 +158,12 @@ impl Headers {
 
     /// Every value of a header, in order.
     pub fn get_all(&self, name: HeaderName) -> impl Iterator<Item = &str> {
-        self.0
-            .iter()
-            .filter(move |h| h.name == Name::Known(name))
-            .map(|h| h.value.as_str())
+        self.0.iter().filter(move |h| h.name == Name::Known(name)).map(|h| h.value.as_str())
     }
 
     /// The first value of any header by its wire name (long or compact, any case).
     pub fn get_named(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|h| h.name.matches(name))
-            .map(|h| h.value.as_str())
+        self.0.iter().find(|h| h.name.matches(name)).map(|h| h.value.as_str())
     }
 
     /// True if the header is present.
@@ -179,27 +173,18 @@ impl Headers {
 
     /// Appends a header.
     pub fn push(&mut self, name: HeaderName, value: impl Into<String>) {
-        self.0.push(Header {
-            name: Name::Known(name),
-            value: value.into(),
-        });
+        self.0.push(Header { name: Name::Known(name), value: value.into() });
     }
 
     /// Appends a header with any name.
     pub fn push_raw(&mut self, name: Name, value: impl Into<String>) {
-        self.0.push(Header {
-            name,
-            value: value.into(),
-        });
+        self.0.push(Header { name, value: value.into() });
     }
 
     /// Inserts a header before the first one of the same name, or at the end if there is none.
     /// Proxies use this for Via and Record-Route (RFC 3261 §16.6).
     pub fn push_front(&mut self, name: HeaderName, value: impl Into<String>) {
-        let header = Header {
-            name: Name::Known(name),
-            value: value.into(),
-        };
+        let header = Header { name: Name::Known(name), value: value.into() };
         match self.0.iter().position(|h| h.name == Name::Known(name)) {
             Some(i) => self.0.insert(i, header),
             None => self.0.push(header),
@@ -260,26 +245,17 @@ impl Headers {
                 for part in split_outside_quotes(value, b',') {
                     let part = part.trim();
                     if !part.is_empty() {
-                        self.0.push(Header {
-                            name: name.clone(),
-                            value: part.to_owned(),
-                        });
+                        self.0.push(Header { name: name.clone(), value: part.to_owned() });
                     }
                 }
             }
-            _ => self.0.push(Header {
-                name,
-                value: value.to_owned(),
-            }),
+            _ => self.0.push(Header { name, value: value.to_owned() }),
         }
     }
 
     /// The top Via.
     pub fn via(&self) -> Result<Via, ParseError> {
-        Via::parse(
-            self.get(HeaderName::Via)
-                .ok_or_else(|| ParseError::missing(HeaderName::Via))?,
-        )
+        Via::parse(self.get(HeaderName::Via).ok_or_else(|| ParseError::missing(HeaderName::Via))?)
     }
 
     /// The From header.
@@ -299,17 +275,12 @@ impl Headers {
 
     /// The Call-ID.
     pub fn call_id(&self) -> Result<&str, ParseError> {
-        self.get(HeaderName::CallId)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| ParseError::missing(HeaderName::CallId))
+        self.get(HeaderName::CallId).filter(|v| !v.is_empty()).ok_or_else(|| ParseError::missing(HeaderName::CallId))
     }
 
     /// The CSeq.
     pub fn cseq(&self) -> Result<CSeq, ParseError> {
-        CSeq::parse(
-            self.get(HeaderName::CSeq)
-                .ok_or_else(|| ParseError::missing(HeaderName::CSeq))?,
-        )
+        CSeq::parse(self.get(HeaderName::CSeq).ok_or_else(|| ParseError::missing(HeaderName::CSeq))?)
     }
 
     /// Max-Forwards, if present.
@@ -328,17 +299,13 @@ impl Headers {
             Some(v) => v
                 .parse::<u64>()
                 .map(|n| Some(n.min(u64::from(u32::MAX)) as u32))
-                .map_err(|_| {
-                    ParseError::new(format!("malformed {name} header {v:?}: expected a number"))
-                }),
+                .map_err(|_| ParseError::new(format!("malformed {name} header {v:?}: expected a number"))),
         }
     }
 
     /// Every Contact value.
     pub fn contacts(&self) -> Result<Vec<Contact>, ParseError> {
-        self.get_all(HeaderName::Contact)
-            .map(Contact::parse)
-            .collect()
+        self.get_all(HeaderName::Contact).map(Contact::parse).collect()
     }
 }
 
@@ -365,27 +332,17 @@ impl Via {
             .ok_or_else(|| bad("expected SIP/2.0/TRANSPORT host"))?;
         let mut parts = protocol.split('/').map(str::trim);
         let (name, version, transport) = (parts.next(), parts.next(), parts.next());
-        if !name.is_some_and(|n| n.eq_ignore_ascii_case("SIP"))
-            || version != Some("2.0")
-            || parts.next().is_some()
-        {
+        if !name.is_some_and(|n| n.eq_ignore_ascii_case("SIP")) || version != Some("2.0") || parts.next().is_some() {
             return Err(bad("expected SIP/2.0/TRANSPORT"));
         }
-        let transport = transport
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| bad("no transport"))?;
+        let transport = transport.filter(|t| !t.is_empty()).ok_or_else(|| bad("no transport"))?;
         let rest = rest.trim_start();
         let (sent_by, params) = match rest.find(';') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
         let (host, port) = parse_host_port(sent_by.trim()).map_err(|e| bad(&e.to_string()))?;
-        Ok(Via {
-            transport: transport.to_ascii_uppercase(),
-            host,
-            port,
-            params: Params::parse(params)?,
-        })
+        Ok(Via { transport: transport.to_ascii_uppercase(), host, port, params: Params::parse(params)? })
     }
 
     /// The branch parameter.
@@ -432,19 +389,11 @@ impl NameAddr {
                 .ok_or_else(|| ParseError::new(format!("{s:?}: '<' without '>'")))?;
             let display = s[..open].trim();
             let display = (!display.is_empty()).then(|| super::uri::unquote(display).to_owned());
-            Ok(NameAddr {
-                display,
-                uri: Uri::parse(&s[open + 1..close])?,
-                params: Params::parse(&s[close + 1..])?,
-            })
+            Ok(NameAddr { display, uri: Uri::parse(&s[open + 1..close])?, params: Params::parse(&s[close + 1..])? })
         } else {
             // addr-spec: parameters after the URI belong to the header, not the URI (§20.10).
             let (uri, params) = s.split_once(';').unwrap_or((s, ""));
-            Ok(NameAddr {
-                display: None,
-                uri: Uri::parse(uri)?,
-                params: Params::parse(params)?,
-            })
+            Ok(NameAddr { display: None, uri: Uri::parse(uri)?, params: Params::parse(params)? })
         }
     }
 
@@ -494,9 +443,7 @@ impl Contact {
         if s.trim() == "*" {
             Ok(Contact::Star)
         } else {
-            NameAddr::parse(s)
-                .map(Contact::Addr)
-                .map_err(|e| e.in_header(HeaderName::Contact))
+            NameAddr::parse(s).map(Contact::Addr).map_err(|e| e.in_header(HeaderName::Contact))
         }
     }
 }
@@ -513,11 +460,7 @@ pub struct CSeq {
 impl CSeq {
     /// Parses `4711 INVITE`.
     pub fn parse(s: &str) -> Result<CSeq, ParseError> {
-        let bad = || {
-            ParseError::new(format!(
-                "malformed CSeq header {s:?}: expected a number and a method"
-            ))
-        };
+        let bad = || ParseError::new(format!("malformed CSeq header {s:?}: expected a number and a method"));
         let mut parts = s.split_ascii_whitespace();
         let seq = parts.next().and_then(|n| n.parse().ok()).ok_or_else(bad)?;
         let method = parts.next().and_then(Method::from_token).ok_or_else(bad)?;

@@ -61,12 +61,7 @@ impl Message {
 impl Request {
     /// A request with no headers and no body.
     pub fn new(method: Method, uri: Uri) -> Request {
-        Request {
-            method,
-            uri,
-            headers: Headers::new(),
-            body: Bytes::new(),
-        }
+        Request { method, uri, headers: Headers::new(), body: Bytes::new() }
     }
 
     /// Checks the headers every request must carry (RFC 3261 §8.1.1): Via, From, To, Call-ID,
@@ -93,22 +88,13 @@ impl Request {
         let mut headers = Headers::new();
         for h in self.headers.iter() {
             if let Name::Known(
-                n @ (HeaderName::Via
-                | HeaderName::From
-                | HeaderName::To
-                | HeaderName::CallId
-                | HeaderName::CSeq),
+                n @ (HeaderName::Via | HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq),
             ) = h.name
             {
                 headers.push(n, h.value.clone());
             }
         }
-        Response {
-            status,
-            reason: reason_phrase(status).to_owned(),
-            headers,
-            body: Bytes::new(),
-        }
+        Response { status, reason: reason_phrase(status).to_owned(), headers, body: Bytes::new() }
     }
 
     /// Serializes the request; Content-Length is always written from the body's length.

@@ -8,9 +8,7 @@
 
 use bytes::Bytes;
 
-use super::{
-    HeaderName, Headers, Message, Method, ParseError, Request, Response, Uri, reason_phrase,
-};
+use super::{HeaderName, Headers, Message, Method, ParseError, Request, Response, Uri, reason_phrase};
 
 /// The most header lines a message may carry; more is refused as malformed.
 const MAX_HEADERS: usize = 256;
@@ -23,37 +21,27 @@ impl Message {
     pub fn parse(data: &[u8]) -> Result<Message, ParseError> {
         let (head, body_bytes) = split_head(data)?;
         let mut lines = Lines::new(head);
-        let start = lines
-            .next_line()
-            .ok_or_else(|| ParseError::new("empty message"))?;
+        let start = lines.next_line().ok_or_else(|| ParseError::new("empty message"))?;
         let mut headers = Headers::new();
         let mut count = 0;
         while let Some(line) = lines.next_header()? {
             count += 1;
             if count > MAX_HEADERS {
-                return Err(ParseError::new(format!(
-                    "more than {MAX_HEADERS} header lines"
-                )));
+                return Err(ParseError::new(format!("more than {MAX_HEADERS} header lines")));
             }
-            let (name, value) = line.split_once(':').ok_or_else(|| {
-                ParseError::new(format!("header line {:?} has no ':'", truncate(&line, 40)))
-            })?;
+            let (name, value) = line
+                .split_once(':')
+                .ok_or_else(|| ParseError::new(format!("header line {:?} has no ':'", truncate(&line, 40))))?;
             let name = name.trim_end();
             if !super::method::is_token(name) {
-                return Err(ParseError::new(format!(
-                    "invalid header name {:?}",
-                    truncate(name, 40)
-                )));
+                return Err(ParseError::new(format!("invalid header name {:?}", truncate(name, 40))));
             }
             headers.push_parsed(name, value.trim());
         }
         let body = match headers.get(HeaderName::ContentLength) {
             Some(v) => {
                 let len: usize = v.parse().map_err(|_| {
-                    ParseError::new(format!(
-                        "malformed Content-Length {:?}: expected a number",
-                        truncate(v, 20)
-                    ))
+                    ParseError::new(format!("malformed Content-Length {:?}: expected a number", truncate(v, 20)))
                 })?;
                 if len > body_bytes.len() {
                     return Err(ParseError::new(format!(
@@ -68,78 +56,44 @@ impl Message {
         let body = Bytes::copy_from_slice(body);
 
         if let Some(rest) = start.strip_prefix("SIP/") {
-            let (version, rest) = rest
-                .split_once(' ')
-                .ok_or_else(|| ParseError::new("malformed status line"))?;
+            let (version, rest) = rest.split_once(' ').ok_or_else(|| ParseError::new("malformed status line"))?;
             if version != "2.0" {
-                return Err(ParseError::new(format!(
-                    "unsupported SIP version {version:?}"
-                )));
+                return Err(ParseError::new(format!("unsupported SIP version {version:?}")));
             }
             let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
             let status = code
                 .parse::<u16>()
                 .ok()
                 .filter(|c| (100..700).contains(c))
-                .ok_or_else(|| {
-                    ParseError::new(format!("malformed status code {:?}", truncate(code, 10)))
-                })?;
-            return Ok(Message::Response(Response {
-                status,
-                reason: reason.trim().to_owned(),
-                headers,
-                body,
-            }));
+                .ok_or_else(|| ParseError::new(format!("malformed status code {:?}", truncate(code, 10))))?;
+            return Ok(Message::Response(Response { status, reason: reason.trim().to_owned(), headers, body }));
         }
 
         let mut parts = start.split(' ').filter(|p| !p.is_empty());
         let (method, uri, version) = (parts.next(), parts.next(), parts.next());
-        let (Some(method), Some(uri), Some(version), None) = (method, uri, version, parts.next())
-        else {
-            return Err(ParseError::new(
-                "malformed request line: expected METHOD URI SIP/2.0",
-            ));
+        let (Some(method), Some(uri), Some(version), None) = (method, uri, version, parts.next()) else {
+            return Err(ParseError::new("malformed request line: expected METHOD URI SIP/2.0"));
         };
         if version != "SIP/2.0" {
-            return Err(ParseError::new(format!(
-                "unsupported SIP version {:?}",
-                truncate(version, 20)
-            )));
+            return Err(ParseError::new(format!("unsupported SIP version {:?}", truncate(version, 20))));
         }
         let method = Method::from_token(method)
             .ok_or_else(|| ParseError::new(format!("invalid method {:?}", truncate(method, 20))))?;
         let uri = Uri::parse(uri).map_err(|e| {
-            if e.status() == 416 {
-                e
-            } else {
-                ParseError::new(format!("malformed Request-URI: {}", e.reason()))
-            }
+            if e.status() == 416 { e } else { ParseError::new(format!("malformed Request-URI: {}", e.reason())) }
         })?;
-        Ok(Message::Request(Request {
-            method,
-            uri,
-            headers,
-            body,
-        }))
+        Ok(Message::Request(Request { method, uri, headers, body }))
     }
 }
 
 /// Splits at the blank line ending the headers (CRLFCRLF, or bare LFs), after leading CRLFs.
 fn split_head(data: &[u8]) -> Result<(&str, &[u8]), ParseError> {
-    let start = data
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .unwrap_or(data.len());
+    let start = data.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(data.len());
     let data = &data[start..];
     let mut i = 0;
     let end = loop {
-        let Some(off) = data
-            .get(i..)
-            .and_then(|d| d.iter().position(|&b| b == b'\n'))
-        else {
-            return Err(ParseError::new(
-                "message ends before the blank line after the headers",
-            ));
+        let Some(off) = data.get(i..).and_then(|d| d.iter().position(|&b| b == b'\n')) else {
+            return Err(ParseError::new("message ends before the blank line after the headers"));
         };
         let nl = i + off;
         // A blank line is "\n" right after the previous "\n", optionally with "\r" before it.
@@ -150,8 +104,8 @@ fn split_head(data: &[u8]) -> Result<(&str, &[u8]), ParseError> {
         }
         i = nl + 1;
     };
-    let head = std::str::from_utf8(&data[..end.0])
-        .map_err(|_| ParseError::new("message headers are not valid UTF-8"))?;
+    let head =
+        std::str::from_utf8(&data[..end.0]).map_err(|_| ParseError::new("message headers are not valid UTF-8"))?;
     Ok((head, &data[end.1..]))
 }
 
@@ -205,9 +159,7 @@ fn truncate(s: &str, max: usize) -> &str {
 pub fn error_response(data: &[u8], status: u16, reason: &str) -> Option<Response> {
     let start = data.iter().position(|&b| b != b'\r' && b != b'\n')?;
     let data = &data[start..];
-    let head_end = find(data, b"\r\n\r\n")
-        .or_else(|| find(data, b"\n\n"))
-        .unwrap_or(data.len());
+    let head_end = find(data, b"\r\n\r\n").or_else(|| find(data, b"\n\n")).unwrap_or(data.len());
     let head = String::from_utf8_lossy(&data[..head_end]);
     let mut lines = head.lines();
     let first = lines.next()?;
@@ -220,25 +172,15 @@ pub fn error_response(data: &[u8], status: u16, reason: &str) -> Option<Response
             continue;
         };
         let name = HeaderName::lookup(name.trim());
-        if let Some(
-            n @ (HeaderName::Via
-            | HeaderName::From
-            | HeaderName::To
-            | HeaderName::CallId
-            | HeaderName::CSeq),
-        ) = name
+        if let Some(n @ (HeaderName::Via | HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq)) =
+            name
         {
             headers.push_parsed(n.as_str(), value.trim());
         }
     }
     headers.via().ok()?;
     let reason = ParseError::new(format!("{} ({reason})", reason_phrase(status)));
-    Some(Response {
-        status,
-        reason: reason.reason().to_owned(),
-        headers,
-        body: Bytes::new(),
-    })
+    Some(Response { status, reason: reason.reason().to_owned(), headers, body: Bytes::new() })
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

@@ -21,9 +21,9 @@ impl Host {
     /// Reads `example.com`, `192.0.2.1` or `[2001:db8::1]` (a bare IPv6 address is accepted too).
     pub fn parse(s: &str) -> Result<Host, ParseError> {
         if let Some(inner) = s.strip_prefix('[') {
-            let inner = inner.strip_suffix(']').ok_or_else(|| {
-                ParseError::new(format!("IPv6 reference {s:?} lacks its closing ']'"))
-            })?;
+            let inner = inner
+                .strip_suffix(']')
+                .ok_or_else(|| ParseError::new(format!("IPv6 reference {s:?} lacks its closing ']'")))?;
             return inner
                 .parse()
                 .map(Host::V6)
@@ -35,9 +35,7 @@ impl Host {
         if let Ok(ip) = s.parse::<IpAddr>() {
             return Ok(ip.into());
         }
-        if s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
-        {
+        if s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')) {
             Ok(Host::Domain(s.to_owned()))
         } else {
             Err(ParseError::new(format!("{s:?} is not a valid host name")))
@@ -87,9 +85,7 @@ pub(crate) fn parse_host_port(s: &str) -> Result<(Host, Option<u16>), ParseError
         match s.find(']') {
             Some(end) => (&s[..=end], s[end + 1..].strip_prefix(':')),
             None => {
-                return Err(ParseError::new(format!(
-                    "IPv6 reference in {s:?} lacks its closing ']'"
-                )));
+                return Err(ParseError::new(format!("IPv6 reference in {s:?} lacks its closing ']'")));
             }
         }
     } else if s.bytes().filter(|&b| b == b':').count() > 1 {
@@ -102,9 +98,12 @@ pub(crate) fn parse_host_port(s: &str) -> Result<(Host, Option<u16>), ParseError
         }
     };
     let port = match port {
-        Some(p) => Some(p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(|| {
-            ParseError::new(format!("port {p:?} is not a number from 1 to 65535"))
-        })?),
+        Some(p) => Some(
+            p.parse::<u16>()
+                .ok()
+                .filter(|&p| p != 0)
+                .ok_or_else(|| ParseError::new(format!("port {p:?} is not a number from 1 to 65535")))?,
+        ),
         None => None,
     };
     Ok((Host::parse(host)?, port))
@@ -139,20 +138,14 @@ impl Params {
             if name.is_empty() || name.bytes().any(|b| b.is_ascii_whitespace() || b == b'"') {
                 return Err(ParseError::new(format!("malformed parameter {part:?}")));
             }
-            params.push(Param {
-                name: name.to_owned(),
-                value,
-            });
+            params.push(Param { name: name.to_owned(), value });
         }
         Ok(Params(params))
     }
 
     /// The value of the first parameter with this name: `Some(None)` for a flag like `;lr`.
     pub fn get(&self, name: &str) -> Option<Option<&str>> {
-        self.0
-            .iter()
-            .find(|p| p.name.eq_ignore_ascii_case(name))
-            .map(|p| p.value.as_deref())
+        self.0.iter().find(|p| p.name.eq_ignore_ascii_case(name)).map(|p| p.value.as_deref())
     }
 
     /// The value of a parameter that has one, with surrounding quotes removed.
@@ -168,16 +161,9 @@ impl Params {
     /// Sets a parameter, replacing an existing one of the same name in place.
     pub fn set(&mut self, name: &str, value: Option<&str>) {
         let value = value.map(str::to_owned);
-        match self
-            .0
-            .iter_mut()
-            .find(|p| p.name.eq_ignore_ascii_case(name))
-        {
+        match self.0.iter_mut().find(|p| p.name.eq_ignore_ascii_case(name)) {
             Some(p) => p.value = value,
-            None => self.0.push(Param {
-                name: name.to_owned(),
-                value,
-            }),
+            None => self.0.push(Param { name: name.to_owned(), value }),
         }
     }
 
@@ -201,9 +187,7 @@ impl fmt::Display for Params {
 
 /// Removes one pair of surrounding double quotes, if present.
 pub(crate) fn unquote(s: &str) -> &str {
-    s.strip_prefix('"')
-        .and_then(|s| s.strip_suffix('"'))
-        .unwrap_or(s)
+    s.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(s)
 }
 
 /// Splits on `sep` where it is outside double quotes and angle brackets.
@@ -273,9 +257,8 @@ impl Uri {
     /// Parses a URI.
     pub fn parse(s: &str) -> Result<Uri, ParseError> {
         let s = s.trim();
-        let (scheme, rest) = s.split_once(':').ok_or_else(|| {
-            ParseError::new(format!("{s:?} is not a URI: expected sip:user@host"))
-        })?;
+        let (scheme, rest) =
+            s.split_once(':').ok_or_else(|| ParseError::new(format!("{s:?} is not a URI: expected sip:user@host")))?;
         let scheme = if scheme.eq_ignore_ascii_case("sip") {
             Scheme::Sip
         } else if scheme.eq_ignore_ascii_case("sips") {
@@ -311,10 +294,7 @@ impl Uri {
                     Some((u, p)) => (u, Some(p.to_owned())),
                     None => (ui, None),
                 };
-                if u.is_empty()
-                    || u.bytes()
-                        .any(|b| b.is_ascii_whitespace() || b == b'<' || b == b'>')
-                {
+                if u.is_empty() || u.bytes().any(|b| b.is_ascii_whitespace() || b == b'<' || b == b'>') {
                     return Err(ParseError::new(format!("malformed user part in {s:?}")));
                 }
                 (Some(u.to_owned()), p)
@@ -323,15 +303,7 @@ impl Uri {
         };
         let (hostport, params) = hostpart.split_once(';').unwrap_or((hostpart, ""));
         let (host, port) = parse_host_port(hostport)?;
-        Ok(Uri {
-            scheme,
-            user,
-            password,
-            host,
-            port,
-            params: Params::parse(params)?,
-            headers,
-        })
+        Ok(Uri { scheme, user, password, host, port, params: Params::parse(params)?, headers })
     }
 
     /// A `sip:` URI for a user at a host.
@@ -354,15 +326,8 @@ impl Uri {
 
     /// The socket address when the host is an IP literal; the port defaults to 5060 (5061 for sips).
     pub fn socket_addr(&self) -> Option<SocketAddr> {
-        let default = if self.scheme == Scheme::Sips {
-            5061
-        } else {
-            5060
-        };
-        Some(SocketAddr::new(
-            self.host.ip()?,
-            self.port.unwrap_or(default),
-        ))
+        let default = if self.scheme == Scheme::Sips { 5061 } else { 5060 };
+        Some(SocketAddr::new(self.host.ip()?, self.port.unwrap_or(default)))
     }
 }
 
@@ -372,12 +337,7 @@ impl fmt::Display for Uri {
             Scheme::Sip => f.write_str("sip:")?,
             Scheme::Sips => f.write_str("sips:")?,
             Scheme::Tel => {
-                return write!(
-                    f,
-                    "tel:{}{}",
-                    self.user.as_deref().unwrap_or(""),
-                    self.params
-                );
+                return write!(f, "tel:{}{}", self.user.as_deref().unwrap_or(""), self.params);
             }
         }
         if let Some(user) = &self.user {
