@@ -26,14 +26,8 @@ const SIP_PORT: u16 = 5060;
 /// The default port of `sips:` URIs.
 const SIPS_PORT: u16 = 5061;
 
-/// One place to send a request to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Target {
-    /// The transport to use. For a `sips:` URI this is TCP carrying TLS.
-    pub transport: Transport,
-    /// The address and port.
-    pub addr: SocketAddr,
-}
+/// One place to send a request to; for a `sips:` URI the transport is TCP carrying TLS.
+pub use crate::transaction::Target;
 
 /// Server location failed.
 #[derive(Debug, thiserror::Error)]
