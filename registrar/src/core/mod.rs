@@ -1,0 +1,394 @@
+//! The registrar's sans-IO core: it is fed datagrams and stream messages with their source, DNS
+//! answers and the time, and is polled for what to send, what to look up and when to wake up.
+//!
+//! It owns the transaction layer (RFC 3261 §17), the digest authenticator, the location store,
+//! and the two jobs of the server: the registrar (§10.3, [`registration`]) and the
+//! transaction-stateful proxy (§16, [`proxy`]).
+
+mod local;
+mod proxy;
+mod registration;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use proto::auth::{Credentials, DigestServer, FailureLimiter, Verdict};
+use proto::sip::{HeaderName, Message, Method, ParseError, Request, Response, Transport, error_response};
+use proto::transaction::{Event, ServerId, Target, TransactionLayer, Transmit};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tracing::{debug, warn};
+
+use crate::location::LocationStore;
+pub use local::LocalAddrs;
+use proxy::Proxy;
+pub use proxy::Resolve;
+
+/// Everything the core needs to know that comes from configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Our addresses, domain and ports, to recognise requests for us and to write Via and
+    /// Record-Route.
+    pub local: LocalAddrs,
+    /// The digest realm.
+    pub realm: String,
+    /// The shortest registration accepted (423 below it).
+    pub min_expires: u32,
+    /// The longest registration granted; longer requests are clamped.
+    pub max_expires: u32,
+    /// The registration interval when the phone asks for none.
+    pub default_expires: u32,
+}
+
+/// The sans-IO registrar and proxy.
+pub struct Core {
+    settings: Settings,
+    txns: TransactionLayer,
+    digest: DigestServer,
+    limiter: FailureLimiter,
+    accounts: HashMap<String, String>,
+    store: Box<dyn LocationStore + Send>,
+    proxy: Proxy,
+    transmits: VecDeque<Transmit>,
+    rng: StdRng,
+    next_purge: Option<Instant>,
+}
+
+/// The wall clock, as seconds since the Unix epoch: binding expiry and nonce ages use it, so both
+/// survive a restart.
+pub type WallSecs = u64;
+
+impl Core {
+    /// A core with the given parts. `seed` makes tags and branches reproducible in tests.
+    pub fn new(
+        settings: Settings,
+        txns: TransactionLayer,
+        digest: DigestServer,
+        limiter: FailureLimiter,
+        accounts: HashMap<String, String>,
+        store: Box<dyn LocationStore + Send>,
+        seed: u64,
+    ) -> Core {
+        Core {
+            settings,
+            txns,
+            digest,
+            limiter,
+            accounts,
+            store,
+            proxy: Proxy::default(),
+            transmits: VecDeque::new(),
+            rng: StdRng::seed_from_u64(seed),
+            next_purge: None,
+        }
+    }
+
+    /// Feeds one received message. `too_large` marks a message over the size limit, of which
+    /// `data` holds only the start: it is answered 513 when a response is possible.
+    pub fn handle_input(
+        &mut self,
+        transport: Transport,
+        source: SocketAddr,
+        data: &[u8],
+        too_large: bool,
+        now: Instant,
+        wall: WallSecs,
+    ) {
+        let from = Target { transport, addr: source };
+        if too_large {
+            self.reply_unparsed(data, 513, "message exceeds the size limit", from);
+            return;
+        }
+        let message = match Message::parse(data) {
+            Ok(m) => m,
+            Err(e) => {
+                debug!(peer = %source, error = %e, "malformed message");
+                self.reply_unparsed(data, e.status(), e.reason(), from);
+                return;
+            }
+        };
+        let message = match message {
+            Message::Request(req) => {
+                if let Err(e) = req.validate() {
+                    debug!(peer = %source, error = %e, "invalid request");
+                    self.reply_invalid(&req, &e, from);
+                    return;
+                }
+                Message::Request(req)
+            }
+            Message::Response(resp) => {
+                if let Err(e) = resp.validate() {
+                    warn!(peer = %source, error = %e, "dropping malformed response");
+                    return;
+                }
+                Message::Response(resp)
+            }
+        };
+        self.txns.handle_message(message, from, now);
+        self.drain_events(now, wall);
+    }
+
+    /// Feeds the answer to a DNS lookup the core asked for with [`Core::poll_resolve`].
+    pub fn handle_resolved(&mut self, resolve: Resolve, targets: Vec<Target>, now: Instant, wall: WallSecs) {
+        let (proxy, mut ctx) = self.split(now, wall);
+        proxy.resolved(&mut ctx, resolve, targets);
+        self.drain_events(now, wall);
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front().or_else(|| self.txns.poll_transmit())
+    }
+
+    /// The next DNS lookup to make (RFC 3263) for a request leaving our domain.
+    pub fn poll_resolve(&mut self) -> Option<Resolve> {
+        self.proxy.poll_resolve()
+    }
+
+    /// When [`Core::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.txns.poll_timeout(), self.proxy.poll_timeout(), self.next_purge].into_iter().flatten().min()
+    }
+
+    /// Fires the timers that are due.
+    pub fn handle_timeout(&mut self, now: Instant, wall: WallSecs) {
+        self.txns.handle_timeout(now);
+        let (proxy, mut ctx) = self.split(now, wall);
+        proxy.handle_timeout(&mut ctx);
+        if self.next_purge.is_none_or(|t| t <= now) {
+            match self.store.purge_expired(wall) {
+                Ok(n) if n > 0 => debug!(removed = n, "expired bindings purged"),
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "purging expired bindings failed"),
+            }
+            self.next_purge = Some(now + std::time::Duration::from_secs(30));
+        }
+        self.drain_events(now, wall);
+    }
+
+    /// Commits the location store's pending changes. The shell calls this after each batch of
+    /// input and before sending, so a 200 to a REGISTER never goes out before its binding is
+    /// stored (group commit).
+    pub fn flush(&mut self) {
+        if let Err(e) = self.store.flush() {
+            warn!(error = %e, "location store commit failed");
+        }
+    }
+
+    fn drain_events(&mut self, now: Instant, wall: WallSecs) {
+        while let Some(event) = self.txns.poll_event() {
+            if let Event::Request { id, request, source, cancels } = event {
+                self.on_request(id, request, source, cancels, now, wall);
+                continue;
+            }
+            let (proxy, mut ctx) = self.split(now, wall);
+            match event {
+                Event::Request { .. } => {}
+                Event::Ack { request, .. } => proxy.forward_ack(&mut ctx, request),
+                Event::Response { id, response } => proxy.on_response(&mut ctx, id, response),
+                Event::StrayResponse { response, .. } => proxy.forward_stray_response(&mut ctx, response),
+                Event::Timeout { id } => proxy.on_timeout(&mut ctx, id),
+                Event::ServerTimeout { id } => debug!(?id, "no ACK for final response (Timer H)"),
+            }
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        id: ServerId,
+        request: Request,
+        source: Target,
+        cancels: Option<ServerId>,
+        now: Instant,
+        wall: WallSecs,
+    ) {
+        if request.method == Method::Cancel {
+            let ok = request.response(if cancels.is_some() { 200 } else { 481 });
+            self.respond(id, ok, now);
+            if let Some(invite) = cancels {
+                let (proxy, mut ctx) = self.split(now, wall);
+                proxy.cancel(&mut ctx, invite);
+            }
+            return;
+        }
+        let for_us = self.settings.local.is_us(&request.uri) && !has_foreign_route(&request, &self.settings.local);
+        match request.method {
+            Method::Register if for_us => {
+                let response = self.register(&request, source, now, wall);
+                self.respond(id, response, now);
+            }
+            Method::Options if for_us && request.uri.user.is_none() => {
+                let mut ok = request.response(200);
+                ok.headers.push(HeaderName::Allow, ALLOW);
+                ok.headers.push(HeaderName::Accept, "application/sdp");
+                ok.headers.push(HeaderName::Supported, "path");
+                self.respond(id, ok, now);
+            }
+            _ => {
+                let mut request = request;
+                if let Err(refusal) = proxy::precheck(&request, &self.settings.local) {
+                    return self.respond(id, refusal, now);
+                }
+                if proxy::needs_auth(&request, &self.settings.local) {
+                    let user = match self.authenticate(&request, source, HeaderName::ProxyAuthorization, wall, now) {
+                        Ok(user) => user,
+                        Err(challenge) => return self.respond(id, challenge, now),
+                    };
+                    if request.headers.from().ok().and_then(|f| f.uri.user) != Some(user) {
+                        let forbidden =
+                            request.response(403).with_reason("Forbidden (From does not match the authenticated user)");
+                        return self.respond(id, forbidden, now);
+                    }
+                    consume_credentials(&mut request, &self.settings.realm);
+                }
+                let (proxy, mut ctx) = self.split(now, wall);
+                proxy.on_request(&mut ctx, id, request);
+            }
+        }
+    }
+
+    fn split(&mut self, now: Instant, wall: WallSecs) -> (&mut Proxy, Ctx<'_>) {
+        let ctx = Ctx {
+            settings: &self.settings,
+            txns: &mut self.txns,
+            transmits: &mut self.transmits,
+            store: &*self.store,
+            accounts: &self.accounts,
+            rng: &mut self.rng,
+            now,
+            wall,
+        };
+        (&mut self.proxy, ctx)
+    }
+
+    fn respond(&mut self, id: ServerId, response: Response, now: Instant) {
+        self.split(now, 0).1.respond(id, response);
+    }
+
+    /// Checks credentials for `header` (Authorization or Proxy-Authorization) against the
+    /// account `user`; `Err` carries the challenge response to send. A wrong password and an
+    /// unknown user get the same answer.
+    fn authenticate(
+        &mut self,
+        request: &Request,
+        source: Target,
+        header: HeaderName,
+        wall: WallSecs,
+        now: Instant,
+    ) -> Result<String, Response> {
+        let (status, challenge_header) = match header {
+            HeaderName::Authorization => (401, HeaderName::WwwAuthenticate),
+            _ => (407, HeaderName::ProxyAuthenticate),
+        };
+        let ip = source.addr.ip();
+        if self.limiter.is_locked(ip, now) {
+            return Err(request.response(403).with_reason("Forbidden (too many failed attempts, try later)"));
+        }
+        let mut stale = false;
+        let ours = request
+            .headers
+            .get_all(header)
+            .filter_map(|v| Credentials::parse(v).ok())
+            .find(|c| c.realm == self.settings.realm);
+        if let Some(creds) = ours {
+            let password = self.accounts.get(&creds.username).map(String::as_str);
+            match self.digest.verify(&creds, request.method.as_str(), password, wall) {
+                Verdict::Ok => {
+                    self.limiter.record_success(ip);
+                    return Ok(creds.username);
+                }
+                Verdict::Stale => stale = true,
+                Verdict::Invalid(reason) => {
+                    debug!(peer = %source.addr, user = %creds.username, %reason, "authentication failed");
+                    self.limiter.record_failure(ip, now);
+                }
+            }
+        }
+        let mut challenge = request.response(status);
+        for c in self.digest.challenges(wall, stale, &mut self.rng) {
+            challenge.headers.push(challenge_header, c.to_string());
+        }
+        Err(challenge)
+    }
+
+    fn reply_unparsed(&mut self, data: &[u8], status: u16, reason: &str, to: Target) {
+        if let Some(resp) = error_response(data, status, reason) {
+            self.transmits.push_back(Transmit { target: to, data: resp.encode() });
+        }
+    }
+
+    fn reply_invalid(&mut self, req: &Request, err: &ParseError, to: Target) {
+        if req.method == Method::Ack || req.headers.via().is_err() {
+            return;
+        }
+        let reason = format!("{} ({})", proto::sip::reason_phrase(err.status()), err.reason());
+        let resp = req.response(err.status()).with_reason(reason);
+        self.transmits.push_back(Transmit { target: to, data: resp.encode() });
+    }
+}
+
+/// The methods the proxy routes; also the Allow header of our OPTIONS answer.
+const ALLOW: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, PRACK, REFER, MESSAGE, SUBSCRIBE, NOTIFY";
+
+/// Removes the Proxy-Authorization for our realm once it has been checked (RFC 3261 §22.3):
+/// the next hop has no use for it.
+fn consume_credentials(req: &mut Request, realm: &str) {
+    let keep: Vec<String> = req
+        .headers
+        .get_all(HeaderName::ProxyAuthorization)
+        .filter(|v| Credentials::parse(v).map_or(true, |c| c.realm != realm))
+        .map(str::to_owned)
+        .collect();
+    req.headers.remove_all(HeaderName::ProxyAuthorization);
+    for v in keep {
+        req.headers.push(HeaderName::ProxyAuthorization, v);
+    }
+}
+
+/// True when the top Route names a host other than us: the request is only passing through.
+fn has_foreign_route(req: &Request, local: &LocalAddrs) -> bool {
+    req.headers
+        .get(HeaderName::Route)
+        .and_then(|r| proto::sip::NameAddr::parse(r).ok())
+        .is_some_and(|r| !local.is_us(&r.uri))
+}
+
+fn add_to_tag(response: &mut Response, rng: &mut StdRng) {
+    use rand::Rng;
+    if let Some(to) = response.headers.get(HeaderName::To) {
+        let tagged = format!("{to};tag={:016x}", rng.random::<u64>());
+        response.headers.set(HeaderName::To, tagged);
+    }
+}
+
+/// What the proxy and registrar parts borrow from the core for one step.
+pub(crate) struct Ctx<'a> {
+    settings: &'a Settings,
+    txns: &'a mut TransactionLayer,
+    transmits: &'a mut VecDeque<Transmit>,
+    store: &'a dyn LocationStore,
+    accounts: &'a HashMap<String, String>,
+    rng: &'a mut StdRng,
+    now: Instant,
+    wall: WallSecs,
+}
+
+impl Ctx<'_> {
+    /// Answers through a server transaction; a final response we generate gets a To tag.
+    fn respond(&mut self, id: ServerId, mut response: Response) {
+        if response.status > 100 && response.headers.to().is_ok_and(|to| to.tag().is_none()) {
+            add_to_tag(&mut response, self.rng);
+        }
+        self.txns.respond(id, response, self.now);
+    }
+
+    fn send(&mut self, target: Target, data: Bytes) {
+        self.transmits.push_back(Transmit { target, data });
+    }
+}
+
+#[cfg(test)]
+mod tests;

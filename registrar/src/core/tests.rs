@@ -1,0 +1,465 @@
+//! The core end to end in simulated time: messages in, messages out, no sockets.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use proto::auth::{Challenge, DigestConfig, DigestServer, FailureLimiter, LimiterConfig, choose, respond};
+use proto::sip::{HeaderName, Message, Method, Request, Response, Transport};
+use proto::transaction::{Target, TimerConfig, TransactionLayer};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::*;
+use crate::location::MemoryStore;
+
+const REGISTRAR: &str = "127.0.0.1:5060";
+const WALL: u64 = 1_800_000_000;
+
+struct Harness {
+    core: Core,
+    now: Instant,
+    wall: u64,
+    seq: u32,
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let settings = Settings {
+            local: LocalAddrs {
+                domain: None,
+                interface_ips: vec![],
+                listen: vec![(Transport::Udp, addr(REGISTRAR)), (Transport::Tcp, addr(REGISTRAR))],
+                advertise: None,
+            },
+            realm: "test".into(),
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 3600,
+        };
+        let mut rng = StdRng::seed_from_u64(7);
+        let digest = DigestServer::new(DigestConfig::new("test", [3; 32]), &mut rng).unwrap();
+        let limiter = FailureLimiter::new(LimiterConfig {
+            max_failures: 3,
+            window: Duration::from_secs(60),
+            ..LimiterConfig::default()
+        });
+        let accounts: HashMap<String, String> =
+            [("1001", "pw1"), ("1002", "pw2"), ("1003", "pw3")].map(|(u, p)| (u.to_owned(), p.to_owned())).into();
+        let core = Core::new(
+            settings,
+            TransactionLayer::new(TimerConfig { auto_trying: false, ..TimerConfig::default() }, 10_000),
+            digest,
+            limiter,
+            accounts,
+            Box::new(MemoryStore::default()),
+            1,
+        );
+        Harness { core, now: Instant::now(), wall: WALL, seq: 0 }
+    }
+
+    /// Feeds a message as if it arrived over UDP from `from`; returns everything sent in reply.
+    fn feed(&mut self, text: &str, from: &str) -> Vec<(Target, Message)> {
+        self.core.handle_input(Transport::Udp, addr(from), text.as_bytes(), false, self.now, self.wall);
+        self.sent()
+    }
+
+    fn sent(&mut self) -> Vec<(Target, Message)> {
+        let mut out = Vec::new();
+        while let Some(t) = self.core.poll_transmit() {
+            out.push((t.target, Message::parse(&t.data).expect("we send parseable messages")));
+        }
+        out
+    }
+
+    fn advance(&mut self, by: Duration) -> Vec<(Target, Message)> {
+        self.now += by;
+        self.wall += by.as_secs();
+        self.core.handle_timeout(self.now, self.wall);
+        self.sent()
+    }
+
+    fn next_branch(&mut self) -> String {
+        self.seq += 1;
+        format!("z9hG4bKtest{}", self.seq)
+    }
+
+    /// REGISTER `user` from `from` with extra header lines, answering the challenge with
+    /// `password`; returns the final response.
+    fn register(&mut self, user: &str, password: &str, from: &str, extra: &str) -> Response {
+        let call_id = format!("reg-{user}-{from}");
+        self.seq += 2;
+        let cseq = self.seq;
+        let first = self.register_request(user, from, &call_id, cseq, extra, None);
+        let challenge = only_response(self.feed(&first, from));
+        assert_eq!(challenge.status, 401, "{challenge:?}");
+        let auth = answer(&challenge, HeaderName::WwwAuthenticate, "REGISTER", "sip:127.0.0.1:5060", user, password);
+        let second = self.register_request(user, from, &call_id, cseq + 1, extra, Some(&auth));
+        only_response(self.feed(&second, from))
+    }
+
+    fn register_request(
+        &mut self,
+        user: &str,
+        from: &str,
+        call_id: &str,
+        cseq: u32,
+        extra: &str,
+        auth: Option<&str>,
+    ) -> String {
+        let branch = self.next_branch();
+        let auth = auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+        format!(
+            "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch={branch}\r\nMax-Forwards: 70\r\n\
+             From: <sip:{user}@127.0.0.1>;tag=r{user}\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: {call_id}\r\n\
+             CSeq: {cseq} REGISTER\r\n{extra}{auth}Content-Length: 0\r\n\r\n"
+        )
+    }
+
+    /// Places an authenticated INVITE from `user` at `from` to `target`; returns what the
+    /// registrar sent after the credentials: normally 100 Trying and the forked INVITEs.
+    fn invite(
+        &mut self,
+        user: &str,
+        password: &str,
+        from: &str,
+        target: &str,
+        call_id: &str,
+    ) -> Vec<(Target, Message)> {
+        let first = self.invite_request(user, from, target, call_id, 1, None);
+        let challenge = only_response(self.feed(&first, from));
+        assert_eq!(challenge.status, 407, "{challenge:?}");
+        let ack = format!(
+            "ACK {target} SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bKinv{call_id}1\r\nMax-Forwards: 70\r\n\
+             From: <sip:{user}@127.0.0.1>;tag=c{call_id}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: 1 ACK\r\n\r\n",
+            challenge.headers.get(HeaderName::To).unwrap()
+        );
+        assert!(self.feed(&ack, from).is_empty(), "the ACK for the 407 is absorbed");
+        let auth = answer(&challenge, HeaderName::ProxyAuthenticate, "INVITE", target, user, password);
+        let second = self.invite_request(user, from, target, call_id, 2, Some(&auth));
+        self.feed(&second, from)
+    }
+
+    fn invite_request(
+        &mut self,
+        user: &str,
+        from: &str,
+        target: &str,
+        call_id: &str,
+        cseq: u32,
+        auth: Option<&str>,
+    ) -> String {
+        let auth = auth.map(|a| format!("Proxy-Authorization: {a}\r\n")).unwrap_or_default();
+        format!(
+            "INVITE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bKinv{call_id}{cseq}\r\nMax-Forwards: 70\r\n\
+             From: <sip:{user}@127.0.0.1>;tag=c{call_id}\r\nTo: <{target}>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\n\
+             Contact: <sip:{user}@{from}>\r\n{auth}Content-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n"
+        )
+    }
+}
+
+fn answer(challenge: &Response, header: HeaderName, method: &str, uri: &str, user: &str, password: &str) -> String {
+    let offered: Vec<Challenge> = challenge.headers.get_all(header).map(|v| Challenge::parse(v).unwrap()).collect();
+    respond(choose(&offered).unwrap(), method, uri, user, password, "cnonce", 1).to_string()
+}
+
+fn only_response(sent: Vec<(Target, Message)>) -> Response {
+    match <[_; 1]>::try_from(sent) {
+        Ok([(_, Message::Response(r))]) => r,
+        Ok(other) => panic!("expected one response, got {other:?}"),
+        Err(sent) => panic!("expected one response, got {sent:?}"),
+    }
+}
+
+fn requests(sent: &[(Target, Message)]) -> Vec<(Target, Request)> {
+    sent.iter()
+        .filter_map(|(t, m)| match m {
+            Message::Request(r) => Some((*t, r.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn statuses(sent: &[(Target, Message)]) -> Vec<u16> {
+    sent.iter()
+        .filter_map(|(_, m)| match m {
+            Message::Response(r) => Some(r.status),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The UAS side: answers a forwarded request with `status`, echoing Record-Route and adding a To tag.
+fn reply(req: &Request, status: u16, tag: &str) -> String {
+    let mut r = req.response(status);
+    for rr in req.headers.get_all(HeaderName::RecordRoute) {
+        r.headers.push(HeaderName::RecordRoute, rr);
+    }
+    let to = r.headers.get(HeaderName::To).unwrap().to_owned();
+    r.headers.set(HeaderName::To, format!("{to};tag={tag}"));
+    r.headers.push(HeaderName::Contact, format!("<{}>", req.uri));
+    String::from_utf8(r.encode().to_vec()).unwrap()
+}
+
+#[test]
+fn register_with_digest_binds_and_lists_the_contact() {
+    let mut h = Harness::new();
+    let ok = h.register("1001", "pw1", "127.0.0.1:5071", "Contact: <sip:1001@127.0.0.1:5071>\r\nExpires: 600\r\n");
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let contacts: Vec<_> = ok.headers.get_all(HeaderName::Contact).collect();
+    assert_eq!(contacts, ["<sip:1001@127.0.0.1:5071>;expires=600"]);
+    assert!(ok.headers.has(HeaderName::Date));
+    assert!(ok.headers.to().unwrap().tag().is_some());
+}
+
+#[test]
+fn wrong_password_and_unknown_extension_get_the_same_answer() {
+    let mut h = Harness::new();
+    let wrong = h.register("1001", "nope", "127.0.0.1:5071", "Contact: <sip:1001@127.0.0.1:5071>\r\n");
+    let unknown = h.register("7777", "nope", "127.0.0.1:5072", "Contact: <sip:7777@127.0.0.1:5072>\r\n");
+    assert_eq!((wrong.status, unknown.status), (401, 401));
+    assert_eq!(wrong.reason, unknown.reason);
+    let names = |r: &Response| r.headers.iter().map(|h| h.name.as_str().to_owned()).collect::<Vec<_>>();
+    assert_eq!(names(&wrong), names(&unknown));
+}
+
+#[test]
+fn repeated_failures_lock_the_source_out() {
+    let mut h = Harness::new();
+    for _ in 0..3 {
+        assert_eq!(h.register("1001", "bad", "127.0.0.9:5071", "Contact: <sip:1001@127.0.0.9:5071>\r\n").status, 401);
+    }
+    let branch = h.next_branch();
+    let locked = only_response(h.feed(
+        &format!(
+            "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.9:5071;branch={branch}\r\nFrom: <sip:1001@127.0.0.1>;tag=x\r\n\
+             To: <sip:1001@127.0.0.1>\r\nCall-ID: lock\r\nCSeq: 1 REGISTER\r\n\r\n"
+        ),
+        "127.0.0.9:5071",
+    ));
+    assert_eq!(locked.status, 403);
+    // Another source is unaffected.
+    assert_eq!(h.register("1001", "pw1", "127.0.0.1:5071", "Contact: <sip:1001@127.0.0.1:5071>\r\n").status, 200);
+}
+
+#[test]
+fn registering_someone_elses_extension_is_forbidden() {
+    let mut h = Harness::new();
+    let call_id = "steal";
+    let first = h.register_request("1002", "127.0.0.1:5071", call_id, 1, "Contact: <sip:x@127.0.0.1:5071>\r\n", None);
+    let challenge = only_response(h.feed(&first, "127.0.0.1:5071"));
+    // Valid credentials of 1001 used for the AOR of 1002.
+    let auth = answer(&challenge, HeaderName::WwwAuthenticate, "REGISTER", "sip:127.0.0.1:5060", "1001", "pw1");
+    let second =
+        h.register_request("1002", "127.0.0.1:5071", call_id, 2, "Contact: <sip:x@127.0.0.1:5071>\r\n", Some(&auth));
+    assert_eq!(only_response(h.feed(&second, "127.0.0.1:5071")).status, 403);
+}
+
+#[test]
+fn too_brief_expiry_gets_423_with_min_expires_and_long_ones_are_clamped() {
+    let mut h = Harness::new();
+    let brief = h.register("1001", "pw1", "127.0.0.1:5071", "Contact: <sip:1001@127.0.0.1:5071>;expires=10\r\n");
+    assert_eq!(brief.status, 423);
+    assert_eq!(brief.headers.get(HeaderName::MinExpires), Some("60"));
+    let long = h.register("1001", "pw1", "127.0.0.1:5071", "Contact: <sip:1001@127.0.0.1:5071>\r\nExpires: 999999\r\n");
+    assert_eq!(long.headers.get(HeaderName::Contact), Some("<sip:1001@127.0.0.1:5071>;expires=3600"));
+}
+
+#[test]
+fn several_contacts_with_q_values_then_star_removes_all() {
+    let mut h = Harness::new();
+    h.register("1001", "pw1", "127.0.0.1:5071", "Contact: <sip:1001@127.0.0.1:5071>;q=0.5\r\n");
+    let ok = h.register("1001", "pw1", "127.0.0.1:5072", "Contact: <sip:1001@127.0.0.1:5072>;q=1.0\r\n");
+    let contacts: Vec<_> = ok.headers.get_all(HeaderName::Contact).collect();
+    assert_eq!(contacts.len(), 2, "{contacts:?}");
+    assert!(contacts[0].contains(":5072"), "highest q first: {contacts:?}");
+    let cleared = h.register("1001", "pw1", "127.0.0.1:5072", "Contact: *\r\nExpires: 0\r\n");
+    assert_eq!(cleared.status, 200);
+    assert_eq!(cleared.headers.get_all(HeaderName::Contact).count(), 0);
+    let bad_star = h.register("1001", "pw1", "127.0.0.1:5072", "Contact: *\r\n");
+    assert_eq!(bad_star.status, 400);
+}
+
+#[test]
+fn bindings_expire_on_time() {
+    let mut h = Harness::new();
+    h.register("1002", "pw2", "127.0.0.1:5072", "Contact: <sip:1002@127.0.0.1:5072>;expires=60\r\n");
+    h.advance(Duration::from_secs(61));
+    let sent = h.invite("1001", "pw1", "127.0.0.1:5071", "sip:1002@127.0.0.1:5060", "exp");
+    assert_eq!(statuses(&sent), [480]);
+}
+
+#[test]
+fn invite_is_challenged_then_forked_to_every_contact_with_record_route() {
+    let mut h = Harness::new();
+    h.register("1002", "pw2", "127.0.0.1:5072", "Contact: <sip:1002@127.0.0.1:5072>\r\n");
+    h.register("1002", "pw2", "127.0.0.1:5073", "Contact: <sip:1002@127.0.0.1:5073>\r\n");
+    let sent = h.invite("1001", "pw1", "127.0.0.1:5071", "sip:1002@127.0.0.1:5060", "fork");
+    assert_eq!(statuses(&sent), [100]);
+    let forwarded = requests(&sent);
+    let mut dests: Vec<_> = forwarded.iter().map(|(t, r)| (t.addr.port(), r.uri.to_string())).collect();
+    dests.sort();
+    assert_eq!(dests, [(5072, "sip:1002@127.0.0.1:5072".into()), (5073, "sip:1002@127.0.0.1:5073".into())]);
+    for (_, req) in &forwarded {
+        assert_eq!(req.headers.get(HeaderName::RecordRoute), Some("<sip:127.0.0.1:5060;lr>"));
+        assert_eq!(req.headers.get(HeaderName::MaxForwards), Some("69"));
+        assert_eq!(req.headers.get_all(HeaderName::Via).count(), 2);
+        assert!(req.headers.get(HeaderName::ProxyAuthorization).is_none(), "credentials consumed");
+        assert_eq!(&req.body[..], b"v=0\n");
+    }
+}
+
+#[test]
+fn first_2xx_is_forwarded_and_the_other_branch_cancelled() {
+    let mut h = Harness::new();
+    h.register("1002", "pw2", "127.0.0.1:5072", "Contact: <sip:1002@127.0.0.1:5072>\r\n");
+    h.register("1002", "pw2", "127.0.0.1:5073", "Contact: <sip:1002@127.0.0.1:5073>\r\n");
+    let sent = h.invite("1001", "pw1", "127.0.0.1:5071", "sip:1002@127.0.0.1:5060", "answer");
+    let forwarded = requests(&sent);
+    let (ta, a) = &forwarded[0];
+    let (tb, b) = &forwarded[1];
+    let ringing = h.feed(&reply(b, 180, "b"), &tb.addr.to_string());
+    assert_eq!(statuses(&ringing), [180]);
+    assert_eq!(ringing[0].0.addr, addr("127.0.0.1:5071"));
+    let ringing_a = h.feed(&reply(a, 180, "a"), &ta.addr.to_string());
+    assert_eq!(statuses(&ringing_a), [180]);
+    let answered = h.feed(&reply(a, 200, "a"), &ta.addr.to_string());
+    let ok: Vec<_> = answered.iter().filter(|(_, m)| matches!(m, Message::Response(r) if r.status == 200)).collect();
+    assert_eq!(ok.len(), 1);
+    assert_eq!(ok[0].0.addr, addr("127.0.0.1:5071"));
+    let Message::Response(ok) = &ok[0].1 else { unreachable!() };
+    assert_eq!(ok.headers.get_all(HeaderName::Via).count(), 1, "our Via removed");
+    let cancels: Vec<_> = requests(&answered).into_iter().filter(|(_, r)| r.method == Method::Cancel).collect();
+    assert_eq!(cancels.len(), 1);
+    assert_eq!(cancels[0].0.addr, tb.addr);
+}
+
+#[test]
+fn caller_cancel_is_propagated_and_answered_487() {
+    let mut h = Harness::new();
+    h.register("1002", "pw2", "127.0.0.1:5072", "Contact: <sip:1002@127.0.0.1:5072>\r\n");
+    let sent = h.invite("1001", "pw1", "127.0.0.1:5071", "sip:1002@127.0.0.1:5060", "cancel");
+    let (tb, b) = requests(&sent).remove(0);
+    h.feed(&reply(&b, 180, "b"), &tb.addr.to_string());
+    let cancel = "CANCEL sip:1002@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKinvcancel2\r\n\
+                  Max-Forwards: 70\r\nFrom: <sip:1001@127.0.0.1>;tag=ccancel\r\nTo: <sip:1002@127.0.0.1:5060>\r\n\
+                  Call-ID: cancel\r\nCSeq: 2 CANCEL\r\n\r\n";
+    let out = h.feed(cancel, "127.0.0.1:5071");
+    assert_eq!(statuses(&out), [200]);
+    let downstream: Vec<_> = requests(&out).into_iter().filter(|(_, r)| r.method == Method::Cancel).collect();
+    assert_eq!(downstream.len(), 1);
+    assert_eq!(downstream[0].0.addr, tb.addr);
+    let after = h.feed(&reply(&b, 487, "b"), &tb.addr.to_string());
+    assert!(statuses(&after).contains(&487), "{after:?}");
+}
+
+#[test]
+fn best_response_prefers_6xx_then_the_lowest_class() {
+    let mut h = Harness::new();
+    h.register("1002", "pw2", "127.0.0.1:5072", "Contact: <sip:1002@127.0.0.1:5072>\r\n");
+    h.register("1002", "pw2", "127.0.0.1:5073", "Contact: <sip:1002@127.0.0.1:5073>\r\n");
+    let sent = h.invite("1001", "pw1", "127.0.0.1:5071", "sip:1002@127.0.0.1:5060", "best");
+    let forwarded = requests(&sent);
+    let first = h.feed(&reply(&forwarded[0].1, 486, "a"), &forwarded[0].0.addr.to_string());
+    assert!(statuses(&first).is_empty(), "no final until every branch answered: {first:?}");
+    let second = h.feed(&reply(&forwarded[1].1, 603, "b"), &forwarded[1].0.addr.to_string());
+    assert_eq!(statuses(&second), [603]);
+}
+
+#[test]
+fn unknown_extension_404_and_unregistered_480() {
+    let mut h = Harness::new();
+    assert_eq!(statuses(&h.invite("1001", "pw1", "127.0.0.1:5071", "sip:4040@127.0.0.1:5060", "u")), [404]);
+    assert_eq!(statuses(&h.invite("1001", "pw1", "127.0.0.1:5071", "sip:1003@127.0.0.1:5060", "n")), [480]);
+}
+
+#[test]
+fn unanswered_branch_times_out_with_408() {
+    let mut h = Harness::new();
+    h.register("1002", "pw2", "127.0.0.1:5072", "Contact: <sip:1002@127.0.0.1:5072>\r\n");
+    h.invite("1001", "pw1", "127.0.0.1:5071", "sip:1002@127.0.0.1:5060", "silent");
+    let mut finals = Vec::new();
+    for _ in 0..80 {
+        finals.extend(statuses(&h.advance(Duration::from_millis(500))));
+    }
+    assert_eq!(finals.first(), Some(&408));
+    assert!(finals.iter().all(|&s| s == 408), "only the 408 and its retransmissions: {finals:?}");
+}
+
+#[test]
+fn in_dialog_requests_follow_our_record_route_and_acks_pass_statelessly() {
+    let mut h = Harness::new();
+    let ack = "ACK sip:1002@127.0.0.1:5072 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKack1\r\n\
+               Route: <sip:127.0.0.1:5060;lr>\r\nMax-Forwards: 70\r\nFrom: <sip:1001@127.0.0.1>;tag=a\r\n\
+               To: <sip:1002@127.0.0.1>;tag=b\r\nCall-ID: dlg\r\nCSeq: 2 ACK\r\n\r\n";
+    let out = requests(&h.feed(ack, "127.0.0.1:5071"));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0.addr, addr("127.0.0.1:5072"));
+    assert!(out[0].1.headers.get(HeaderName::Route).is_none(), "our Route removed");
+    assert_eq!(out[0].1.headers.get_all(HeaderName::Via).count(), 2);
+    let bye = ack.replace("ACK sip", "BYE sip").replace("2 ACK", "3 BYE").replace("bKack1", "bKbye1");
+    let out = h.feed(&bye, "127.0.0.1:5071");
+    assert_eq!(requests(&out)[0].0.addr, addr("127.0.0.1:5072"));
+    // Without our Route, an in-dialog request to elsewhere is not relayed.
+    let relay = bye.replace("Route: <sip:127.0.0.1:5060;lr>\r\n", "").replace("bKbye1", "bKbye2");
+    assert_eq!(statuses(&h.feed(&relay, "127.0.0.1:5071")), [403]);
+}
+
+#[test]
+fn phone_behind_nat_is_reached_where_its_register_came_from() {
+    let mut h = Harness::new();
+    // The Contact names a private address; the REGISTER really came from 127.0.0.1:40000.
+    h.register("1002", "pw2", "127.0.0.1:40000", "Contact: <sip:1002@192.168.1.20:5060>\r\n");
+    let sent = h.invite("1001", "pw1", "127.0.0.1:5071", "sip:1002@127.0.0.1:5060", "nat");
+    let (target, req) = requests(&sent).remove(0);
+    assert_eq!(target.addr, addr("127.0.0.1:40000"));
+    assert_eq!(req.uri.to_string(), "sip:1002@192.168.1.20:5060");
+}
+
+#[test]
+fn loops_and_exhausted_max_forwards_are_refused() {
+    let mut h = Harness::new();
+    h.register("1002", "pw2", "127.0.0.1:5072", "Contact: <sip:1002@127.0.0.1:5072>\r\n");
+    let sent = h.invite("1001", "pw1", "127.0.0.1:5071", "sip:1002@127.0.0.1:5060", "loop");
+    let (_, forwarded) = requests(&sent).remove(0);
+    // The forwarded request comes back to us unchanged: a loop.
+    let mut looped = forwarded.clone();
+    looped.uri = proto::sip::Uri::parse("sip:1002@127.0.0.1:5060").unwrap();
+    looped.headers.remove_all(HeaderName::RecordRoute);
+    let text = String::from_utf8(looped.encode().to_vec()).unwrap();
+    let out = h.feed(&text, "127.0.0.1:5072");
+    assert_eq!(statuses(&out), [482], "{out:?}");
+    let exhausted = "OPTIONS sip:1002@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKmf\r\n\
+                     Max-Forwards: 0\r\nFrom: <sip:1001@example.org>;tag=a\r\nTo: <sip:1002@127.0.0.1>\r\nCall-ID: mf\r\nCSeq: 1 OPTIONS\r\n\r\n";
+    assert_eq!(statuses(&h.feed(exhausted, "127.0.0.1:5071")), [483]);
+}
+
+#[test]
+fn options_to_the_registrar_itself_gets_200() {
+    let mut h = Harness::new();
+    let opts = "OPTIONS sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKo1\r\nMax-Forwards: 70\r\n\
+                From: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:127.0.0.1:5060>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\n\r\n";
+    let ok = only_response(h.feed(opts, "127.0.0.1:5071"));
+    assert_eq!(ok.status, 200);
+    assert!(ok.headers.get_all(HeaderName::Allow).any(|m| m == "INVITE"));
+}
+
+#[test]
+fn malformed_requests_get_400_with_the_reason_and_oversized_513() {
+    let mut h = Harness::new();
+    let bad_cseq = "OPTIONS sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKb1\r\n\
+                    From: <sip:a@127.0.0.1>;tag=p\r\nTo: <sip:127.0.0.1>\r\nCall-ID: b1\r\nCSeq: one OPTIONS\r\n\r\n";
+    let r = only_response(h.feed(bad_cseq, "127.0.0.1:5071"));
+    assert_eq!(r.status, 400);
+    assert!(r.reason.contains("CSeq"), "{}", r.reason);
+    let garbage = "INVITE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKb2\r\nthis is not a header\r\n\r\n";
+    assert_eq!(only_response(h.feed(garbage, "127.0.0.1:5071")).status, 400);
+    h.core.handle_input(Transport::Udp, addr("127.0.0.1:5071"), bad_cseq.as_bytes(), true, h.now, h.wall);
+    assert_eq!(only_response(h.sent()).status, 513);
+    // A malformed response is dropped without a word.
+    assert!(h.feed("SIP/2.0 200 OK\r\nVia: nonsense\r\n\r\n", "127.0.0.1:5071").is_empty());
+}

@@ -1,0 +1,180 @@
+//! The tokio shell around the sans-IO [`Core`]: sockets in, timers, DNS lookups and sockets
+//! out. It decides nothing about SIP.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use config::RegistrarConfig;
+use proto::auth::{Algorithm, DigestConfig, DigestServer, FailureLimiter, LimiterConfig};
+use proto::io::{Locator, TransportOptions, Transports};
+use proto::sip::Host;
+use proto::transaction::{Target, TimerConfig, TransactionLayer};
+use tokio::sync::mpsc;
+use tracing::{info, trace, warn};
+
+use crate::core::{Core, LocalAddrs, Resolve, Settings};
+use crate::location::SqliteStore;
+
+/// Runs the registrar until interrupted.
+pub async fn run(config: RegistrarConfig) -> anyhow::Result<()> {
+    let mut store = SqliteStore::open(&config.data_dir, wall())?;
+    let crate::accounts::Prepared { accounts, created } = crate::accounts::prepare(&mut store, &config.accounts)?;
+
+    let options = TransportOptions { max_message_size: config.limits.max_message_size, ..TransportOptions::default() };
+    let (transports, mut inbound) = Transports::bind(&config.bind, options).await?;
+    let listen = transports.local_addrs();
+
+    let realm = config.realm.clone().or_else(|| config.domain.clone()).unwrap_or_else(|| "registrar".to_owned());
+    let advertise = config.advertise.as_deref().map(parse_advertise).transpose()?;
+    let local =
+        LocalAddrs { domain: config.domain.clone(), interface_ips: interface_ips(), listen: listen.clone(), advertise };
+    let settings = Settings {
+        local,
+        realm: realm.clone(),
+        min_expires: config.registration.min_expires,
+        max_expires: config.registration.max_expires,
+        default_expires: config.registration.default_expires,
+    };
+    let timers =
+        TimerConfig { t1: config.timers.t1(), t2: config.timers.t2(), t4: config.timers.t4(), auto_trying: false };
+    let algorithms: Vec<Algorithm> =
+        config.auth.algorithms.iter().filter_map(|a| Algorithm::parse(a.as_str()).ok()).collect();
+    let digest = DigestServer::new(
+        DigestConfig {
+            algorithms,
+            nonce_lifetime: Duration::from_secs(config.auth.nonce_lifetime_secs),
+            ..DigestConfig::new(realm.clone(), rand::random())
+        },
+        &mut rand::rng(),
+    )?;
+    let limiter = FailureLimiter::new(LimiterConfig {
+        max_failures: config.auth.max_failures,
+        window: Duration::from_secs(config.auth.failure_window_secs),
+        lockout: Duration::from_secs(config.auth.lockout_secs),
+        ..LimiterConfig::default()
+    });
+    let seed = rand::random();
+    let mut core = Core::new(
+        settings,
+        TransactionLayer::new(timers, config.limits.max_transactions),
+        digest,
+        limiter,
+        accounts,
+        Box::new(store),
+        seed,
+    );
+
+    announce(&listen, &realm, &config, &created);
+
+    let locator = std::sync::Arc::new(
+        Locator::from_system_conf()
+            .inspect_err(|e| warn!(error = %e, "no DNS configuration; calls to other domains will fail"))
+            .ok(),
+    );
+    let (dns_tx, mut dns_rx) = mpsc::channel::<(Resolve, Vec<Target>)>(1024);
+    let trace = config.sip_trace;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+
+    loop {
+        let deadline = core.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            msg = inbound.recv() => {
+                let Some(mut msg) = msg else { break };
+                // Take what has already arrived in one go: one wake-up, many messages.
+                for _ in 0..64 {
+                    if trace {
+                        trace!(target: "sip", "recv {} from {}:\n{}", msg.transport, msg.source, String::from_utf8_lossy(&msg.data));
+                    }
+                    core.handle_input(msg.transport, msg.source, &msg.data, msg.too_large, Instant::now(), wall());
+                    match inbound.try_recv() {
+                        Ok(next) => msg = next,
+                        Err(_) => break,
+                    }
+                }
+                // Group commit: the batch's bindings reach the store before any 200 goes out.
+                core.flush();
+            }
+            _ = sleep_until(deadline) => core.handle_timeout(Instant::now(), wall()),
+            Some((resolve, targets)) = dns_rx.recv() => core.handle_resolved(resolve, targets, Instant::now(), wall()),
+            _ = tokio::signal::ctrl_c() => {
+                info!("interrupted; shutting down");
+                break;
+            }
+            _ = terminate.recv() => {
+                info!("terminated; shutting down");
+                break;
+            }
+        }
+        while let Some(t) = core.poll_transmit() {
+            if trace {
+                trace!(target: "sip", "send {} to {}:\n{}", t.target.transport, t.target.addr, String::from_utf8_lossy(&t.data));
+            }
+            transports.send(proto::io::Transmit { transport: t.target.transport, dest: t.target.addr, data: t.data });
+        }
+        while let Some(resolve) = core.poll_resolve() {
+            let (locator, tx) = (locator.clone(), dns_tx.clone());
+            tokio::spawn(async move {
+                let found = match &*locator {
+                    Some(l) => l.locate(&resolve.host, resolve.port, resolve.transport, resolve.sips).await,
+                    None => Ok(Vec::new()),
+                };
+                let targets = found
+                    .inspect_err(|e| warn!(host = %resolve.host, error = %e, "DNS lookup failed"))
+                    .unwrap_or_default();
+                let _ = tx.send((resolve, targets)).await;
+            });
+        }
+    }
+    core.flush();
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn wall() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn parse_advertise(s: &str) -> anyhow::Result<(Host, Option<u16>)> {
+    let uri = proto::sip::Uri::parse(&format!("sip:{s}"))
+        .with_context(|| format!("advertise = {s:?}: expected HOST or HOST:PORT"))?;
+    Ok((uri.host, uri.port))
+}
+
+/// The machine's interface addresses, so a registrar bound to 0.0.0.0 knows its own.
+fn interface_ips() -> Vec<IpAddr> {
+    if_addrs::get_if_addrs().map(|ifs| ifs.into_iter().map(|i| i.ip()).collect()).unwrap_or_default()
+}
+
+/// Tells the person who started the registrar where it listens and, on first start, the
+/// extensions it created and how to use them.
+fn announce(
+    listen: &[(proto::sip::Transport, SocketAddr)],
+    realm: &str,
+    config: &RegistrarConfig,
+    created: &[(String, String)],
+) {
+    let addrs: Vec<String> = listen.iter().map(|(t, a)| format!("{}:{a}", t.as_str().to_lowercase())).collect();
+    println!("registrar listening on {} (realm {realm}, data in {})", addrs.join(" "), config.data_dir.display());
+    if created.is_empty() {
+        return;
+    }
+    let host = listen
+        .first()
+        .map(|(_, a)| if a.ip().is_unspecified() { SocketAddr::new(guess_reachable_ip(), a.port()) } else { *a })
+        .map_or_else(|| "127.0.0.1:5060".to_owned(), |a| a.to_string());
+    println!("created extensions (shown once; stored in {}):", config.data_dir.display());
+    for (ext, password) in created {
+        println!("  {ext}  password {password}   softphone --registrar {host} --user {ext} --password {password}");
+    }
+}
+
+fn guess_reachable_ip() -> IpAddr {
+    interface_ips().into_iter().find(|ip| ip.is_ipv4() && !ip.is_loopback()).unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
