@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use proto::sip::{Contact, HeaderName, NameAddr, Request, Response};
 use proto::transaction::Target;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 use super::{Core, WallSecs};
 use crate::location::Binding;
@@ -123,11 +123,11 @@ impl Core {
         for change in changes {
             let result = match change {
                 Change::Upsert(b) => {
-                    info!(%aor, contact = %b.uri, peer = %source.addr, "registered");
+                    debug!(%aor, contact = %b.uri, peer = %source.addr, "registered");
                     self.store.upsert(b)
                 }
                 Change::Remove(uri) => {
-                    info!(%aor, contact = %uri, "unregistered");
+                    debug!(%aor, contact = %uri, "unregistered");
                     self.store.remove(&aor, &uri).map(drop)
                 }
             };
