@@ -1,0 +1,271 @@
+//! The workspace's `registrar` binary as a test peer: built once per test process,
+//! started on free loopback ports with its own data directory, ready once it
+//! answers an OPTIONS, restartable on the same data, stopped when dropped.
+
+use crate::process::{log_stdio, stop, tail};
+use crate::{HarnessError, Result, free_port, temp_dir, wait_until_answering};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Overrides the registrar executable (skips the build).
+const REGISTRAR_ENV: &str = "VOIP_TESTS_REGISTRAR";
+/// How long a started registrar has to answer OPTIONS.
+const READY_LIMIT: Duration = Duration::from_secs(15);
+/// How long a stopped registrar has to exit after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// The path of an up-to-date `registrar` executable.
+///
+/// Built at most once per test process with the profile of the running test
+/// (`target/<profile>/deps/…` → `--profile <profile>`), in whatever target
+/// directory cargo uses (so `CARGO_TARGET_DIR` is honoured); the path comes from
+/// cargo's own build report. `VOIP_TESTS_REGISTRAR` names a prebuilt one instead.
+pub fn registrar_exe() -> Result<PathBuf> {
+    static EXE: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    EXE.get_or_init(|| {
+        if let Some(path) = std::env::var_os(REGISTRAR_ENV) {
+            return Ok(PathBuf::from(path));
+        }
+        build("registrar").map_err(|error| error.to_string())
+    })
+    .clone()
+    .map_err(|message| HarnessError::io("build the registrar", std::io::Error::other(message)))
+}
+
+/// The cargo profile that built the running test executable.
+fn current_profile() -> String {
+    let from_path = std::env::current_exe().ok().and_then(|exe| {
+        let deps = exe.parent()?;
+        let profile_dir = if deps.file_name()? == "deps" { deps.parent()? } else { deps };
+        Some(profile_dir.file_name()?.to_string_lossy().into_owned())
+    });
+    match from_path.as_deref() {
+        Some("debug") => "dev".to_owned(),
+        Some(name) if !name.is_empty() => name.to_owned(),
+        _ if cfg!(debug_assertions) => "dev".to_owned(),
+        _ => "release".to_owned(),
+    }
+}
+
+/// Runs `cargo build -p <binary>` and returns the executable cargo reports.
+fn build(binary: &'static str) -> Result<PathBuf> {
+    let workspace = crate::crate_dir().parent().map(Path::to_path_buf).unwrap_or_else(crate::crate_dir);
+    let output = Command::new(env!("CARGO"))
+        .current_dir(&workspace)
+        .args(["build", "--quiet", "-p", binary, "--bin", binary])
+        .args(["--profile", &current_profile()])
+        .arg("--message-format=json-render-diagnostics")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| HarnessError::io(format!("run cargo to build {binary}"), source))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(HarnessError::Build {
+            binary,
+            status: output.status,
+            output: format!("{stdout}{}", String::from_utf8_lossy(&output.stderr)),
+        });
+    }
+    stdout
+        .lines()
+        .filter(|line| line.contains("\"reason\":\"compiler-artifact\""))
+        .filter_map(|line| json_string_field(line, "executable"))
+        .map(PathBuf::from)
+        .find(|exe| exe.file_name().is_some_and(|name| name == binary))
+        .ok_or(HarnessError::NoExecutable { binary })
+}
+
+/// The value of the string field `name` in one line of cargo's JSON output.
+/// Paths never hold quotes here; a backslash escape is undone.
+fn json_string_field(line: &str, name: &str) -> Option<String> {
+    let start = line.find(&format!("\"{name}\":\""))? + name.len() + 4;
+    let rest = line.get(start..)?;
+    let mut value = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(value),
+            '\\' => value.push(chars.next()?),
+            c => value.push(c),
+        }
+    }
+    None
+}
+
+/// How to start the registrar.
+#[derive(Debug, Clone)]
+pub struct RegistrarConfig {
+    /// `--bind` addresses; empty means one free port on 127.0.0.1.
+    pub binds: Vec<SocketAddr>,
+    /// `--domain`, also the digest realm.
+    pub domain: String,
+    /// `--user EXT:PASSWORD` accounts.
+    pub users: Vec<(String, String)>,
+    /// `--sip-trace`: every message on stderr (kept in the log file).
+    pub sip_trace: bool,
+    /// `--config FILE`.
+    pub config_file: Option<PathBuf>,
+}
+
+impl RegistrarConfig {
+    /// A registrar for `domain` with no accounts yet, on a free port.
+    pub fn new(domain: &str) -> Self {
+        Self { binds: Vec::new(), domain: domain.to_owned(), users: Vec::new(), sip_trace: false, config_file: None }
+    }
+
+    /// Adds the account `extension` with `password`.
+    pub fn user(mut self, extension: &str, password: &str) -> Self {
+        self.users.push((extension.to_owned(), password.to_owned()));
+        self
+    }
+
+    /// Turns on `--sip-trace`.
+    pub fn sip_trace(mut self) -> Self {
+        self.sip_trace = true;
+        self
+    }
+
+    /// The command-line arguments for `data_dir`.
+    pub fn args(&self, data_dir: &Path) -> Vec<String> {
+        let mut args = Vec::new();
+        for bind in &self.binds {
+            args.extend(["--bind".to_owned(), bind.to_string()]);
+        }
+        args.extend(["--domain".to_owned(), self.domain.clone()]);
+        for (extension, password) in &self.users {
+            args.extend(["--user".to_owned(), format!("{extension}:{password}")]);
+        }
+        args.extend(["--data-dir".to_owned(), data_dir.display().to_string()]);
+        if self.sip_trace {
+            args.push("--sip-trace".to_owned());
+        }
+        if let Some(file) = &self.config_file {
+            args.extend(["--config".to_owned(), file.display().to_string()]);
+        }
+        args
+    }
+}
+
+/// A running registrar. Dropping it stops the process and removes its data.
+#[derive(Debug)]
+pub struct Registrar {
+    config: RegistrarConfig,
+    exe: PathBuf,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Registrar {
+    /// Builds (once) and starts the registrar, and waits until it answers OPTIONS.
+    pub fn start(mut config: RegistrarConfig) -> Result<Self> {
+        if config.binds.is_empty() {
+            config.binds.push(SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?)));
+        }
+        let dir = temp_dir("registrar-")?;
+        std::fs::create_dir_all(dir.path().join("data"))
+            .map_err(|source| HarnessError::io("create the registrar's data directory", source))?;
+        let mut registrar = Self { config, exe: registrar_exe()?, dir, child: None };
+        registrar.launch()?;
+        Ok(registrar)
+    }
+
+    fn launch(&mut self) -> Result<()> {
+        let log = self.log_path();
+        let (stdout, stderr) = log_stdio(&log)?;
+        let child = Command::new(&self.exe)
+            .args(self.config.args(&self.data_dir()))
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .map_err(|source| HarnessError::io(format!("start {}", self.exe.display()), source))?;
+        let child = self.child.insert(child);
+        wait_until_answering("the registrar", self.config.binds[0], child, &log, READY_LIMIT)
+    }
+
+    /// The first `--bind` address: where SIP requests go.
+    pub fn addr(&self) -> SocketAddr {
+        self.config.binds[0]
+    }
+
+    /// The domain (and realm) it serves.
+    pub fn domain(&self) -> &str {
+        &self.config.domain
+    }
+
+    /// Its `--data-dir`, kept across [`Registrar::restart`].
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The file that collects its stdout and stderr (the SIP trace goes there).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("registrar.log")
+    }
+
+    /// Everything it has logged so far, over all restarts.
+    pub fn log(&self) -> String {
+        std::fs::read(self.log_path()).map(|bytes| String::from_utf8_lossy(&bytes).into_owned()).unwrap_or_default()
+    }
+
+    /// The last `lines` lines of its log, for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        tail(&self.log_path(), lines)
+    }
+
+    /// Stops it (SIGTERM, then SIGKILL after a grace period) and starts it again
+    /// with the same arguments and data directory; waits until it answers again.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        self.launch()
+    }
+
+    /// Stops the process; the data directory stays until the handle drops.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop(&mut child, STOP_GRACE, false);
+        }
+    }
+}
+
+impl Drop for Registrar {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_follow_the_cli_contract() {
+        let mut config = RegistrarConfig::new("voip.test").user("1001", "pw1").sip_trace();
+        config.binds.push("127.0.0.1:5060".parse().unwrap());
+        let args = config.args(Path::new("/data"));
+        assert_eq!(
+            args,
+            [
+                "--bind",
+                "127.0.0.1:5060",
+                "--domain",
+                "voip.test",
+                "--user",
+                "1001:pw1",
+                "--data-dir",
+                "/data",
+                "--sip-trace"
+            ]
+        );
+    }
+
+    #[test]
+    fn executable_is_read_from_cargo_json() {
+        let line = r#"{"reason":"compiler-artifact","executable":"/t/debug/registrar","fresh":true}"#;
+        assert_eq!(json_string_field(line, "executable").as_deref(), Some("/t/debug/registrar"));
+        assert_eq!(json_string_field(r#"{"executable":null}"#, "executable"), None);
+    }
+}
