@@ -463,3 +463,42 @@ fn malformed_requests_get_400_with_the_reason_and_oversized_513() {
     // A malformed response is dropped without a word.
     assert!(h.feed("SIP/2.0 200 OK\r\nVia: nonsense\r\n\r\n", "127.0.0.1:5071").is_empty());
 }
+
+#[test]
+fn calls_to_other_domains_are_located_by_dns_then_forwarded() {
+    let mut h = Harness::new();
+    let sent = h.invite("1001", "pw1", "127.0.0.1:5071", "sip:bob@example.net", "dns");
+    assert_eq!(statuses(&sent), [100]);
+    assert!(requests(&sent).is_empty(), "nothing forwarded before the lookup");
+    let resolve = h.core.poll_resolve().expect("an RFC 3263 lookup");
+    assert_eq!((resolve.host.as_str(), resolve.port, resolve.transport), ("example.net", None, None));
+    let target = Target { transport: Transport::Tcp, addr: addr("127.0.0.1:5080") };
+    h.core.handle_resolved(resolve, vec![target], h.now, h.wall);
+    let out = requests(&h.sent());
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, target);
+    assert_eq!(out[0].1.uri.to_string(), "sip:bob@example.net");
+    assert!(out[0].1.headers.get(HeaderName::Via).unwrap().starts_with("SIP/2.0/TCP 127.0.0.1:5060;"));
+    assert_eq!(out[0].1.headers.get(HeaderName::RecordRoute), Some("<sip:127.0.0.1:5060;transport=tcp;lr>"));
+}
+
+#[test]
+fn a_domain_with_no_sip_server_gets_404() {
+    let mut h = Harness::new();
+    h.invite("1001", "pw1", "127.0.0.1:5071", "sip:bob@nowhere.invalid", "nodns");
+    let resolve = h.core.poll_resolve().unwrap();
+    h.core.handle_resolved(resolve, vec![], h.now, h.wall);
+    assert_eq!(statuses(&h.sent()), [404]);
+}
+
+#[test]
+fn strangers_cannot_relay_through_us_without_credentials() {
+    let mut h = Harness::new();
+    // From another domain to another domain: an open-relay attempt.
+    let relay = "INVITE sip:bob@example.net SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKrelay\r\nMax-Forwards: 70\r\n\
+                 From: <sip:mallory@evil.example>;tag=m\r\nTo: <sip:bob@example.net>\r\nCall-ID: relay\r\nCSeq: 1 INVITE\r\n\r\n";
+    assert_eq!(statuses(&h.feed(relay, "127.0.0.1:5071")), [407]);
+    // From another domain to one of our users: an inbound call, allowed (and 480: not registered).
+    let inbound = relay.replace("sip:bob@example.net", "sip:1003@127.0.0.1:5060").replace("bKrelay", "bKin");
+    assert_eq!(statuses(&h.feed(&inbound, "127.0.0.1:5071")), [480]);
+}
