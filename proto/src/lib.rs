@@ -6,5 +6,6 @@
 
 pub mod auth;
 pub mod io;
+pub mod sdp;
 pub mod sip;
 pub mod transaction;
