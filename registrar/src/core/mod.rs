@@ -120,7 +120,7 @@ impl Core {
             }
             Message::Response(resp) => {
                 if let Err(e) = resp.validate() {
-                    warn!(peer = %source, error = %e, "dropping malformed response");
+                    debug!(peer = %source, error = %e, "dropping malformed response");
                     return;
                 }
                 Message::Response(resp)
@@ -206,7 +206,7 @@ impl Core {
     ) {
         if request.method == Method::Cancel {
             let ok = request.response(if cancels.is_some() { 200 } else { 481 });
-            self.respond(id, ok, now);
+            self.respond(id, ok, now, wall);
             if let Some(invite) = cancels {
                 let (proxy, mut ctx) = self.split(now, wall);
                 proxy.cancel(&mut ctx, invite);
@@ -217,29 +217,29 @@ impl Core {
         match request.method {
             Method::Register if for_us => {
                 let response = self.register(&request, source, now, wall);
-                self.respond(id, response, now);
+                self.respond(id, response, now, wall);
             }
             Method::Options if for_us && request.uri.user.is_none() => {
                 let mut ok = request.response(200);
                 ok.headers.push(HeaderName::Allow, ALLOW);
                 ok.headers.push(HeaderName::Accept, "application/sdp");
                 ok.headers.push(HeaderName::Supported, "path");
-                self.respond(id, ok, now);
+                self.respond(id, ok, now, wall);
             }
             _ => {
                 let mut request = request;
                 if let Err(refusal) = proxy::precheck(&request, &self.settings.local) {
-                    return self.respond(id, refusal, now);
+                    return self.respond(id, refusal, now, wall);
                 }
                 if proxy::needs_auth(&request, &self.settings.local) {
                     let user = match self.authenticate(&request, source, HeaderName::ProxyAuthorization, wall, now) {
                         Ok(user) => user,
-                        Err(challenge) => return self.respond(id, challenge, now),
+                        Err(challenge) => return self.respond(id, challenge, now, wall),
                     };
                     if request.headers.from().ok().and_then(|f| f.uri.user) != Some(user) {
                         let forbidden =
                             request.response(403).with_reason("Forbidden (From does not match the authenticated user)");
-                        return self.respond(id, forbidden, now);
+                        return self.respond(id, forbidden, now, wall);
                     }
                     consume_credentials(&mut request, &self.settings.realm);
                 }
@@ -263,8 +263,8 @@ impl Core {
         (&mut self.proxy, ctx)
     }
 
-    fn respond(&mut self, id: ServerId, response: Response, now: Instant) {
-        self.split(now, 0).1.respond(id, response);
+    fn respond(&mut self, id: ServerId, response: Response, now: Instant, wall: WallSecs) {
+        self.split(now, wall).1.respond(id, response);
     }
 
     /// Checks credentials for `header` (Authorization or Proxy-Authorization) against the
