@@ -5,6 +5,7 @@
 //! polled for what to send and when to wake up. No sockets, threads or clocks live inside them.
 
 pub mod auth;
+pub mod codec;
 pub mod dialog;
 pub mod io;
 pub mod sdp;
