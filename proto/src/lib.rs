@@ -7,6 +7,7 @@
 //! - [`auth`]: digest authentication (RFC 7616, RFC 8760).
 //! - [`sdp`]: offer/answer for audio (RFC 3264, RFC 4566).
 //! - [`codec`]: Opus, G.711, telephone events, resampling.
+//! - [`rtp`]: RTP and RTCP, receive statistics, the jitter buffer (RFC 3550, RFC 4961).
 //! - [`io`]: sockets, stream framing and DNS (RFC 3263): the only module that does I/O.
 //!
 //! Every module except [`io`] is fed bytes, commands and the current time, and is polled for
@@ -16,6 +17,7 @@ pub mod auth;
 pub mod codec;
 pub mod dialog;
 pub mod io;
+pub mod rtp;
 pub mod sdp;
 pub mod sip;
 pub mod transaction;
