@@ -66,6 +66,9 @@ use tracing::{debug, trace, warn};
 use crate::sip::{HeaderName, Message, Method, ParseError, Request, Response, Transport, Via};
 use client::{Cancel, ClientKey, ClientTransaction};
 use server::{AckOutcome, ServerKey, ServerTransaction};
+/// For a UAS or registrar that answers some requests statelessly (RFC 3261 §8.2.7): stamp the
+/// request's top Via with where it came from, then send the response where §18.2.2 says.
+pub use server::{response_target, stamp_via};
 use timers::{Deadlines, TimerQueue, TxnRef};
 
 /// The branch prefix that marks an RFC 3261 branch (§8.1.1.7).

@@ -303,7 +303,7 @@ impl ServerTransaction {
 /// an empty `rport`, and `received` when the sent-by host is not the source address or `rport`
 /// was asked for. Both travel back in the responses, which is how a response finds a phone
 /// behind NAT. Stamping a stamped Via again changes nothing.
-pub(super) fn stamp_via(request: &mut Request, via: &Via, source: SocketAddr) {
+pub fn stamp_via(request: &mut Request, via: &Via, source: SocketAddr) {
     let mut stamped = via.clone();
     let ip = source.ip().to_string();
     let mut changed = false;
@@ -331,7 +331,7 @@ pub(super) fn stamp_via(request: &mut Request, via: &Via, source: SocketAddr) {
 /// Where the responses to a request go (§18.2.2, RFC 3581): back on the same connection for a
 /// reliable transport; over UDP to the source address and port when the Via asks for `rport`,
 /// else to the source address at the sent-by port.
-pub(super) fn response_target(via: &Via, source: Target) -> Target {
+pub fn response_target(via: &Via, source: Target) -> Target {
     if source.transport.is_reliable() || via.params.has("rport") {
         return source;
     }

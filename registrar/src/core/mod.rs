@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
-use proto::auth::{Credentials, DigestServer, FailureLimiter, Verdict};
+use proto::auth::{Credentials, DigestServer, FailureLimiter, Rejection, Verdict};
 use proto::sip::{HeaderName, Message, Method, ParseError, Request, Response, Transport, error_response};
 use proto::transaction::{Event, ServerId, Target, TransactionLayer, Transmit};
 use rand::SeedableRng;
@@ -54,6 +54,7 @@ pub struct Core {
     transmits: VecDeque<Transmit>,
     rng: StdRng,
     next_purge: Option<Instant>,
+    recent_registers: RecentAnswers,
 }
 
 /// The wall clock, as seconds since the Unix epoch: binding expiry and nonce ages use it, so both
@@ -82,6 +83,7 @@ impl Core {
             transmits: VecDeque::new(),
             rng: StdRng::seed_from_u64(seed),
             next_purge: None,
+            recent_registers: RecentAnswers::default(),
         }
     }
 
@@ -115,6 +117,9 @@ impl Core {
                     debug!(peer = %source, error = %e, "invalid request");
                     self.reply_invalid(&req, &e, from);
                     return;
+                }
+                if req.method == Method::Register && self.is_for_us(&req) {
+                    return self.register_statelessly(req, from, now, wall);
                 }
                 Message::Request(req)
             }
@@ -213,12 +218,8 @@ impl Core {
             }
             return;
         }
-        let for_us = self.settings.local.is_us(&request.uri) && !has_foreign_route(&request, &self.settings.local);
+        let for_us = self.is_for_us(&request);
         match request.method {
-            Method::Register if for_us => {
-                let response = self.register(&request, source, now, wall);
-                self.respond(id, response, now, wall);
-            }
             Method::Options if for_us && request.uri.user.is_none() => {
                 let mut ok = request.response(200);
                 ok.headers.push(HeaderName::Allow, ALLOW);
@@ -263,6 +264,38 @@ impl Core {
         (&mut self.proxy, ctx)
     }
 
+    /// True when the request is addressed to this server rather than passing through it.
+    fn is_for_us(&self, request: &Request) -> bool {
+        self.settings.local.is_us(&request.uri) && !has_foreign_route(request, &self.settings.local)
+    }
+
+    /// REGISTER is answered without a transaction (RFC 3261 §8.2.7), as registrars commonly do,
+    /// so no server transaction lingers 32 s per REGISTER (Timer J). Retransmissions get the
+    /// same answer again from a small bounded cache of recent answers; one that has left the
+    /// cache is processed again, which the registration logic makes harmless.
+    fn register_statelessly(&mut self, mut req: Request, source: Target, now: Instant, wall: WallSecs) {
+        let Ok(via) = req.headers.via() else { return };
+        let key = (via.branch().unwrap_or_default().to_owned(), req.headers.call_id().unwrap_or_default().to_owned());
+        let target = proto::transaction::response_target(&via, source);
+        if let Some(data) = self.recent_registers.get(&key, now) {
+            self.transmits.push_back(Transmit { target, data });
+            return;
+        }
+        proto::transaction::stamp_via(&mut req, &via, source.addr);
+        let mut response = self.register(&req, source, now, wall);
+        if response.headers.to().is_ok_and(|to| to.tag().is_none())
+            && let Some(to) = response.headers.get(HeaderName::To)
+        {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(&(req.headers.call_id().ok(), via.branch()), &mut h);
+            let tagged = format!("{to};tag={:016x}", std::hash::Hasher::finish(&h));
+            response.headers.set(HeaderName::To, tagged);
+        }
+        let data = response.encode();
+        self.recent_registers.insert(key, data.clone(), now);
+        self.transmits.push_back(Transmit { target, data });
+    }
+
     fn respond(&mut self, id: ServerId, response: Response, now: Instant, wall: WallSecs) {
         self.split(now, wall).1.respond(id, response);
     }
@@ -302,7 +335,11 @@ impl Core {
                 Verdict::Stale => stale = true,
                 Verdict::Invalid(reason) => {
                     debug!(peer = %source.addr, user = %creds.username, %reason, "authentication failed");
-                    self.limiter.record_failure(ip, now);
+                    // A replayed nonce count is a retransmission, not a guess: only wrong
+                    // credentials count toward a lockout.
+                    if reason == Rejection::BadCredentials {
+                        self.limiter.record_failure(ip, now);
+                    }
                 }
             }
         }
@@ -326,6 +363,47 @@ impl Core {
         let reason = format!("{} ({})", proto::sip::reason_phrase(err.status()), err.reason());
         let resp = req.response(err.status()).with_reason(reason);
         self.transmits.push_back(Transmit { target: to, data: resp.encode() });
+    }
+}
+
+/// The answers to recent REGISTERs by (branch, Call-ID), for retransmissions: kept for the
+/// retransmission window of a non-INVITE request (64·T1 with the default T1), at most
+/// [`RecentAnswers::CAPACITY`] of them, oldest dropped first.
+#[derive(Default)]
+struct RecentAnswers {
+    by_key: HashMap<(String, String), Bytes>,
+    order: VecDeque<(Instant, (String, String))>,
+}
+
+impl RecentAnswers {
+    const CAPACITY: usize = 16_384;
+    const KEEP: std::time::Duration = std::time::Duration::from_secs(32);
+
+    fn get(&mut self, key: &(String, String), now: Instant) -> Option<Bytes> {
+        self.expire(now);
+        self.by_key.get(key).cloned()
+    }
+
+    fn insert(&mut self, key: (String, String), data: Bytes, now: Instant) {
+        if self.order.len() >= Self::CAPACITY
+            && let Some((_, old)) = self.order.pop_front()
+        {
+            self.by_key.remove(&old);
+        }
+        if self.by_key.insert(key.clone(), data).is_none() {
+            self.order.push_back((now, key));
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some((at, _)) = self.order.front() {
+            if now.duration_since(*at) < Self::KEEP {
+                break;
+            }
+            if let Some((_, key)) = self.order.pop_front() {
+                self.by_key.remove(&key);
+            }
+        }
     }
 }
 

@@ -55,7 +55,12 @@ impl Core {
         let cseq = req.headers.cseq().map_err(|e| bad(400, e.reason()))?.seq;
         let existing = self.store.lookup(&aor, wall);
 
-        let stale = |b: &Binding| b.call_id == call_id && cseq <= b.cseq;
+        // §10.3 step 7: the same Call-ID needs a higher CSeq. An equal one is this very request
+        // again (a retransmission, answered statelessly): it changes nothing and gets the same 200.
+        if existing.iter().any(|b| b.call_id == call_id && cseq == b.cseq) {
+            return Ok(self.current_bindings(req, &aor, &[], wall));
+        }
+        let stale = |b: &Binding| b.call_id == call_id && cseq < b.cseq;
         let mut changes = Vec::new();
         if contacts.iter().any(|c| matches!(c, Contact::Star)) {
             if contacts.len() != 1 || header_expires != Some(0) {
@@ -137,20 +142,26 @@ impl Core {
             }
         }
 
+        Ok(self.current_bindings(req, &aor, &path, wall))
+    }
+
+    /// The 200 for a REGISTER: every current binding of the AOR with its remaining time, the
+    /// Path values echoed (RFC 3327 §5.3), and the Date (§10.3 step 8).
+    fn current_bindings(&self, req: &Request, aor: &str, path: &[String], wall: WallSecs) -> Response {
         let mut ok = req.response(200);
-        for b in self.store.lookup(&aor, wall) {
+        for b in self.store.lookup(aor, wall) {
             let Ok(mut contact) = NameAddr::parse(&b.contact) else { continue };
             contact.params.set("expires", Some(&b.expires_at.saturating_sub(wall).to_string()));
             ok.headers.push(HeaderName::Contact, contact.to_string());
         }
-        for p in &path {
+        for p in path {
             ok.headers.push(HeaderName::Path, p.clone());
         }
         if !path.is_empty() {
             ok.headers.push(HeaderName::Supported, "path");
         }
         ok.headers.push(HeaderName::Date, httpdate::fmt_http_date(SystemTime::UNIX_EPOCH + Duration::from_secs(wall)));
-        Ok(ok)
+        ok
     }
 }
 

@@ -502,3 +502,25 @@ fn strangers_cannot_relay_through_us_without_credentials() {
     let inbound = relay.replace("sip:bob@example.net", "sip:1003@127.0.0.1:5060").replace("bKrelay", "bKin");
     assert_eq!(statuses(&h.feed(&inbound, "127.0.0.1:5071")), [480]);
 }
+
+#[test]
+fn register_leaves_no_transaction_and_a_retransmission_gets_the_same_answer() {
+    let mut h = Harness::new();
+    let call_id = "retrans";
+    let first =
+        h.register_request("1001", "127.0.0.1:5071", call_id, 1, "Contact: <sip:1001@127.0.0.1:5071>\r\n", None);
+    let challenge = only_response(h.feed(&first, "127.0.0.1:5071"));
+    let auth = answer(&challenge, HeaderName::WwwAuthenticate, "REGISTER", "sip:127.0.0.1:5060", "1001", "pw1");
+    let second =
+        h.register_request("1001", "127.0.0.1:5071", call_id, 2, "Contact: <sip:1001@127.0.0.1:5071>\r\n", Some(&auth));
+    let ok = only_response(h.feed(&second, "127.0.0.1:5071"));
+    assert_eq!(ok.status, 200);
+    assert_eq!(h.core.txns.len(), 0, "REGISTER is answered statelessly");
+    h.now += Duration::from_secs(2);
+    assert_eq!(only_response(h.feed(&second, "127.0.0.1:5071")), ok, "the retransmission gets the same 200");
+    // Once the answer has left the cache, the same request is processed again and changes nothing.
+    h.now += Duration::from_secs(40);
+    let again = only_response(h.feed(&second, "127.0.0.1:5071"));
+    assert_eq!(again.status, 401, "its nonce count was used: a fresh challenge, not a failure");
+    assert_eq!(h.register("1001", "pw1", "127.0.0.1:5071", "Contact: <sip:1001@127.0.0.1:5071>\r\n").status, 200);
+}
