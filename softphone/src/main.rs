@@ -1,6 +1,52 @@
-//! The terminal SIP phone. Not built yet: this binary only says so.
+//! The softphone: a SIP phone that registers, places or answers a call, and plays and records
+//! its audio. Scripted mode (`--dial`, `--auto-answer`, tones and WAV files) for tests and
+//! automation.
+//!
+//! Layout: [`config`] (the command line) → [`agent`] (the sans-IO user agent: registration,
+//! calls) → [`media`] (RTP, jitter buffer, codecs for one call) → [`audio`] (tone, WAV files,
+//! null; devices later) → [`ui`] (events for the user). [`shell`] is the tokio loop that joins
+//! them to sockets and a 20 ms clock.
+//!
+//! Exit status: 0 when the scripted call happened as asked (a dialled or auto-answered call was
+//! connected and ended normally; with neither, the registration succeeded), 1 when the call
+//! failed or never came, 2 for a bad command line, 3 when registration failed.
 
-fn main() {
-    eprintln!("softphone: not available yet; use any SIP phone (baresip, linphone) against the registrar");
-    std::process::exit(2);
+mod agent;
+mod audio;
+mod config;
+mod media;
+mod shell;
+mod ui;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = config::Cli::parse();
+    let sip_trace = cli.sip_trace;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if sip_trace { "warn,sip=trace" } else { "warn" }));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let config = match config::Config::from_cli(cli) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("softphone: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("softphone: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(shell::run(config)) {
+        Ok(outcome) => ExitCode::from(outcome.exit_code()),
+        Err(e) => {
+            eprintln!("softphone: {e:#}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -19,6 +19,7 @@ mod probe;
 mod process;
 mod registrar;
 mod sipp;
+pub mod softphone;
 
 pub use error::HarnessError;
 pub use kamailio::{Kamailio, KamailioConfig, write_accounts_db};

@@ -1,0 +1,351 @@
+//! The user agent core, sans-IO (RFC 3261 §8, §10, §12–§15): registration, one call at a time
+//! in either direction, and the events a UI shows.
+//!
+//! [`UserAgent`] is fed datagrams with their source ([`UserAgent::handle_message`]), commands
+//! ([`UserAgent::register`], [`UserAgent::dial`], [`UserAgent::answer`], [`UserAgent::hangup`],
+//! [`UserAgent::unregister`]) and the time ([`UserAgent::handle_timeout`]); it is polled for
+//! messages to send ([`UserAgent::poll_transmit`]), for [`Event`]s and for its next deadline
+//! ([`UserAgent::poll_timeout`]). Retransmissions and matching are the
+//! [`TransactionLayer`]'s; dialog state is [`proto::dialog`]'s; offer/answer is
+//! [`proto::sdp`]'s. This module decides what to send when.
+//!
+//! - [`registration`]: REGISTER, digest answer, refresh at half the granted interval,
+//!   unregistration.
+//! - [`call`]: the INVITE dialogues: outgoing (offer, 407 retry, 1xx/2xx through a
+//!   [`proto::dialog::DialogSet`], ACK, CANCEL), incoming (180, 200 with the answer, 2xx
+//!   retransmission until the ACK), BYE both ways.
+//! - [`digest`]: the client side of digest authentication.
+
+mod call;
+mod digest;
+mod registration;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use proto::dialog::{SentBy, new_branch, new_call_id, new_tag};
+use proto::sdp::{LocalMedia, Negotiated};
+use proto::sip::{HeaderName, Host, Message, Method, Request, Transport, Uri};
+use proto::transaction::{Event as TxnEvent, Target, TimerConfig, TransactionLayer, Transmit};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tracing::debug;
+
+use call::Call;
+use digest::Digest;
+use registration::{RegOutcome, RegState, Registration};
+
+pub use call::HangupReason;
+
+/// Transactions a phone has live at once is small; this bounds a flood.
+const MAX_TRANSACTIONS: usize = 256;
+
+/// What the user agent is and where it lives.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Our extension: the user part of our address of record and the digest user name.
+    pub user: String,
+    /// The digest password.
+    pub password: String,
+    /// Our domain: the host part of our address of record.
+    pub domain: String,
+    /// The address our SIP socket is bound to, as the peers reach it.
+    pub local: SocketAddr,
+    /// The registrar, also the outbound proxy for calls to extensions.
+    pub registrar: Option<SocketAddr>,
+    /// The registration interval we ask for, in seconds.
+    pub register_expires: u32,
+    /// Our audio: address, RTP port, codecs.
+    pub media: LocalMedia,
+    /// Answer incoming calls at once.
+    pub auto_answer: bool,
+    /// Transaction timers.
+    pub timers: TimerConfig,
+}
+
+/// What the user agent tells its UI and media shell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The registrar accepted our binding for this many seconds.
+    Registered {
+        /// Seconds granted.
+        expires: u32,
+    },
+    /// The registrar refused us, or did not answer (408).
+    RegistrationFailed {
+        /// The final status.
+        status: u16,
+        /// The reason phrase or what went wrong.
+        reason: String,
+    },
+    /// Our binding is removed.
+    Unregistered,
+    /// Someone is calling.
+    Incoming {
+        /// The caller's From.
+        from: String,
+    },
+    /// The far end is ringing (a 180 or 183 arrived).
+    Ringing,
+    /// The call is connected: start media with this.
+    Answered {
+        /// What offer/answer agreed.
+        negotiated: Box<Negotiated>,
+    },
+    /// The call is over: stop media.
+    HungUp {
+        /// Why.
+        reason: HangupReason,
+    },
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// A call is already in progress.
+    #[error("a call is already in progress: hang up first")]
+    Busy,
+    /// There is no call to act on.
+    #[error("there is no call to act on")]
+    NoCall,
+    /// No registrar was configured, so there is nothing to register with or route through.
+    #[error("no registrar configured: give --registrar, or dial a sip: URI with an IP address")]
+    NoRegistrar,
+    /// The target's host is not an IP address and there is no registrar to send through.
+    #[error("cannot reach {0}: its host is not an IP address; dial through a registrar or give an IP")]
+    Unreachable(String),
+}
+
+/// The user agent; see the module docs.
+#[derive(Debug)]
+pub struct UserAgent {
+    settings: Settings,
+    sent_by: SentBy,
+    contact: Uri,
+    layer: TransactionLayer,
+    rng: StdRng,
+    registration: Option<Registration>,
+    reg_digest: Digest,
+    call: Option<Call>,
+    events: VecDeque<Event>,
+}
+
+impl UserAgent {
+    /// A user agent with these settings; its tags, branches and Call-IDs come from `seed`.
+    pub fn new(settings: Settings, seed: u64) -> UserAgent {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let sent_by = SentBy {
+            transport: Transport::Udp,
+            host: Host::from(settings.local.ip()),
+            port: Some(settings.local.port()),
+        };
+        let contact = Uri::sip(Some(&settings.user), Host::from(settings.local.ip()), Some(settings.local.port()));
+        let registration = settings.registrar.map(|_| {
+            let aor = Uri::sip(Some(&settings.user), Host::Domain(settings.domain.clone()), None);
+            let request_uri = Uri::sip(None, Host::Domain(settings.domain.clone()), None);
+            let cseq = rng.random_range(1..1 << 20);
+            Registration::new(
+                aor,
+                request_uri,
+                contact.clone(),
+                new_call_id(&mut rng),
+                new_tag(&mut rng),
+                cseq,
+                settings.register_expires,
+            )
+        });
+        UserAgent {
+            reg_digest: Digest::new(&settings.user, &settings.password),
+            layer: TransactionLayer::new(TimerConfig { auto_trying: false, ..settings.timers }, MAX_TRANSACTIONS),
+            settings,
+            sent_by,
+            contact,
+            rng,
+            registration,
+            call: None,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Our address of record, `sip:user@domain`.
+    pub fn aor(&self) -> Uri {
+        Uri::sip(Some(&self.settings.user), Host::Domain(self.settings.domain.clone()), None)
+    }
+
+    /// Sends a REGISTER for our binding.
+    pub fn register(&mut self, now: Instant) -> Result<(), CommandError> {
+        let expires = self.registration.as_ref().ok_or(CommandError::NoRegistrar)?.expires;
+        self.send_register(expires, now);
+        Ok(())
+    }
+
+    /// Removes our binding (REGISTER with Expires 0); [`Event::Unregistered`] follows.
+    pub fn unregister(&mut self, now: Instant) {
+        let registered = self
+            .registration
+            .as_ref()
+            .is_some_and(|r| matches!(r.state, RegState::Registered { .. } | RegState::Pending { expires: 1.., .. }));
+        if registered {
+            self.send_register(0, now);
+        }
+    }
+
+    /// True when nothing is in progress: no call, and no REGISTER awaiting its answer.
+    pub fn is_idle(&self) -> bool {
+        self.call.is_none() && !self.registration.as_ref().is_some_and(|r| matches!(r.state, RegState::Pending { .. }))
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.layer.poll_transmit()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The earliest deadline: call [`handle_timeout`](Self::handle_timeout) then.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.layer.poll_timeout(),
+            self.registration.as_ref().and_then(Registration::deadline),
+            self.call.as_ref().and_then(Call::deadline),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Fires what is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.layer.handle_timeout(now);
+        self.drain(now);
+        if self.registration.as_ref().and_then(Registration::deadline).is_some_and(|at| at <= now) {
+            let expires = self.registration.as_ref().map_or(0, |r| r.expires);
+            self.send_register(expires, now);
+        }
+        self.call_timeout(now);
+    }
+
+    /// Feeds a datagram (or stream message) received from `source`.
+    pub fn handle_message(&mut self, data: &[u8], source: Target, now: Instant) {
+        match Message::parse(data) {
+            Ok(message) => self.layer.handle_message(message, source, now),
+            Err(e) => debug!(%e, source = %source.addr, "unparsable SIP message dropped"),
+        }
+        self.drain(now);
+    }
+
+    /// Takes the transaction layer's events.
+    fn drain(&mut self, now: Instant) {
+        while let Some(event) = self.layer.poll_event() {
+            match event {
+                TxnEvent::Request { id, request, source, cancels } => {
+                    self.on_request(id, request, source, cancels, now)
+                }
+                TxnEvent::Ack { request, .. } => self.on_ack(&request),
+                TxnEvent::Response { id, response } => {
+                    if self.is_registration(id) {
+                        self.on_register_response(&response, now);
+                    } else {
+                        self.on_call_response(id, &response, now);
+                    }
+                }
+                TxnEvent::Timeout { id } => {
+                    if self.is_registration(id) {
+                        if let Some(r) = &mut self.registration {
+                            r.state = RegState::Failed;
+                        }
+                        self.events.push_back(Event::RegistrationFailed {
+                            status: 408,
+                            reason: "the registrar did not answer".into(),
+                        });
+                    } else {
+                        self.on_call_timeout(id);
+                    }
+                }
+                TxnEvent::StrayResponse { response, .. } => self.on_stray_response(&response),
+                TxnEvent::ServerTimeout { id } => debug!(?id, "server transaction ended unfinished"),
+            }
+        }
+    }
+
+    fn is_registration(&self, id: proto::transaction::ClientId) -> bool {
+        self.registration.as_ref().is_some_and(|r| matches!(r.state, RegState::Pending { id: p, .. } if p == id))
+    }
+
+    fn send_register(&mut self, expires: u32, now: Instant) {
+        let (Some(registration), Some(registrar)) = (&mut self.registration, self.settings.registrar) else { return };
+        let mut request = registration.request(expires);
+        request.headers.push_front(HeaderName::Via, self.sent_by.via(&new_branch(&mut self.rng)));
+        self.reg_digest.authorize(&mut request, &mut self.rng);
+        match self.layer.send_request(request, udp(registrar), now) {
+            Ok(id) => registration.state = RegState::Pending { id, expires },
+            Err(e) => debug!(%e, "REGISTER not sent"),
+        }
+    }
+
+    fn on_register_response(&mut self, response: &proto::sip::Response, now: Instant) {
+        let Some(registration) = &mut self.registration else { return };
+        match registration.on_response(response, now) {
+            RegOutcome::Nothing => {}
+            RegOutcome::Retry { expires, challenge } => {
+                if challenge && !self.reg_digest.on_challenge(response) {
+                    registration.state = RegState::Failed;
+                    self.events.push_back(Event::RegistrationFailed {
+                        status: response.status,
+                        reason: "credentials refused: check --user and --password".into(),
+                    });
+                    return;
+                }
+                self.send_register(expires, now);
+            }
+            RegOutcome::Registered(expires) => self.events.push_back(Event::Registered { expires }),
+            RegOutcome::Unregistered => self.events.push_back(Event::Unregistered),
+            RegOutcome::Failed(status, reason) => self.events.push_back(Event::RegistrationFailed { status, reason }),
+        }
+    }
+
+    /// Where a request to `uri` goes outside a dialog: through the registrar when we have one
+    /// and the URI is in our domain or names no IP address, else straight to its address.
+    fn route_for(&self, uri: &Uri) -> Result<SocketAddr, CommandError> {
+        let in_domain = matches!(&uri.host, Host::Domain(d) if d.eq_ignore_ascii_case(&self.settings.domain));
+        match (self.settings.registrar, uri.socket_addr()) {
+            (Some(registrar), _) if in_domain => Ok(registrar),
+            (_, Some(addr)) => Ok(addr),
+            (Some(registrar), None) => Ok(registrar),
+            (None, None) => Err(CommandError::Unreachable(uri.to_string())),
+        }
+    }
+
+    /// A new request outside any dialog with the headers of §8.1.1 (no Via yet).
+    fn base_request(
+        &mut self,
+        method: Method,
+        uri: Uri,
+        to: &Uri,
+        call_id: &str,
+        from_tag: &str,
+        cseq: u32,
+    ) -> Request {
+        let mut r = Request::new(method.clone(), uri);
+        let h = &mut r.headers;
+        h.push(HeaderName::Via, self.sent_by.via(&new_branch(&mut self.rng)));
+        h.push(HeaderName::MaxForwards, "70");
+        h.push(HeaderName::From, format!("<{}>;tag={from_tag}", self.aor()));
+        h.push(HeaderName::To, format!("<{to}>"));
+        h.push(HeaderName::CallId, call_id);
+        h.push(HeaderName::CSeq, format!("{cseq} {method}"));
+        r
+    }
+}
+
+/// Where a message goes over UDP, the one transport the phone uses so far.
+fn udp(addr: SocketAddr) -> Target {
+    Target { transport: Transport::Udp, addr }
+}

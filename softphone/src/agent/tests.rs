@@ -1,0 +1,356 @@
+//! Simulated-time tests of the user agent against a scripted peer: the test plays the
+//! registrar or the other phone, message by message, and the clock is a variable.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use proto::auth::{Credentials, DigestConfig, DigestServer, Verdict};
+use proto::sdp::{LocalMedia, create_answer, create_offer, parse};
+use proto::sip::{HeaderName, Message, Method, Request, Response, Transport};
+use proto::transaction::{Target, TimerConfig};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::*;
+
+const REGISTRAR: &str = "127.0.0.1:5060";
+const PHONE: &str = "127.0.0.1:5070";
+const PEER: &str = "127.0.0.1:5080";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn settings(registrar: bool, auto_answer: bool) -> Settings {
+    Settings {
+        user: "1001".into(),
+        password: "pw1001".into(),
+        domain: "voip.test".into(),
+        local: addr(PHONE),
+        registrar: registrar.then(|| addr(REGISTRAR)),
+        register_expires: 300,
+        media: LocalMedia::new(addr(PHONE).ip(), 40_000),
+        auto_answer,
+        timers: TimerConfig::default(),
+    }
+}
+
+/// Everything the agent wants to send, parsed, with its destination.
+fn sent(ua: &mut UserAgent) -> Vec<(Message, SocketAddr)> {
+    std::iter::from_fn(|| ua.poll_transmit()).map(|t| (Message::parse(&t.data).unwrap(), t.target.addr)).collect()
+}
+
+fn events(ua: &mut UserAgent) -> Vec<Event> {
+    std::iter::from_fn(|| ua.poll_event()).collect()
+}
+
+fn requests(out: &[(Message, SocketAddr)], method: Method) -> Vec<Request> {
+    out.iter()
+        .filter_map(|(m, _)| match m {
+            Message::Request(r) if r.method == method => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn only_request(ua: &mut UserAgent, method: Method) -> Request {
+    let out = sent(ua);
+    let found = requests(&out, method.clone());
+    assert_eq!(found.len(), 1, "expected one {method}, got {out:#?}");
+    found.into_iter().next().unwrap()
+}
+
+fn feed(ua: &mut UserAgent, message: Message, from: &str, now: Instant) {
+    ua.handle_message(&message.encode(), Target { transport: Transport::Udp, addr: addr(from) }, now);
+}
+
+/// The peer's response to `request`, with its To tag.
+fn reply(request: &Request, status: u16, tag: &str) -> Response {
+    let mut r = request.response(status);
+    if let Some(to) = request.headers.get(HeaderName::To).filter(|to| !to.contains("tag=")) {
+        r.headers.set(HeaderName::To, format!("{to};tag={tag}"));
+    }
+    r
+}
+
+fn digest_server(rng: &mut StdRng) -> DigestServer {
+    DigestServer::new(DigestConfig::new("voip.test", [7; 32]), rng).unwrap()
+}
+
+fn challenge(request: &Request, server: &mut DigestServer, status: u16, rng: &mut StdRng) -> Message {
+    let header = if status == 407 { HeaderName::ProxyAuthenticate } else { HeaderName::WwwAuthenticate };
+    let mut r = request.response(status);
+    for c in server.challenges(1_000, false, rng) {
+        r.headers.push(header, c.to_string());
+    }
+    Message::Response(r)
+}
+
+fn register(ua: &mut UserAgent, server: &mut DigestServer, rng: &mut StdRng, now: Instant) -> Request {
+    ua.register(now).unwrap();
+    let first = only_request(ua, Method::Register);
+    assert!(first.headers.get(HeaderName::Authorization).is_none());
+    feed(ua, challenge(&first, server, 401, rng), REGISTRAR, now);
+    let second = only_request(ua, Method::Register);
+    assert_eq!(second.headers.call_id().unwrap(), first.headers.call_id().unwrap(), "same Call-ID (§10.2.4)");
+    assert_eq!(second.headers.cseq().unwrap().seq, first.headers.cseq().unwrap().seq + 1);
+    let mut ok = second.response(200);
+    ok.headers.push(HeaderName::Contact, format!("<sip:1001@{PHONE}>;expires=120"));
+    feed(ua, Message::Response(ok), REGISTRAR, now);
+    second
+}
+
+#[test]
+fn register_answers_401_with_qop_digest_and_refreshes_at_half_the_granted_interval() {
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut server = digest_server(&mut rng);
+    let mut ua = UserAgent::new(settings(true, false), 1);
+    let t0 = Instant::now();
+    let second = register(&mut ua, &mut server, &mut rng, t0);
+    let creds = Credentials::parse(second.headers.get(HeaderName::Authorization).unwrap()).unwrap();
+    assert_eq!(creds.nc, Some(1));
+    assert_eq!(server.verify(&creds, "REGISTER", Some("pw1001"), 1_001), Verdict::Ok);
+    assert_eq!(events(&mut ua), [Event::Registered { expires: 120 }]);
+    // The transaction's own timers (Timer K) come first and send nothing.
+    while let Some(at) = ua.poll_timeout().filter(|at| *at < t0 + Duration::from_secs(60)) {
+        ua.handle_timeout(at);
+        assert!(sent(&mut ua).is_empty(), "nothing to send before the refresh");
+    }
+    assert_eq!(ua.poll_timeout(), Some(t0 + Duration::from_secs(60)), "refresh at half of 120 s");
+
+    ua.handle_timeout(t0 + Duration::from_secs(60));
+    let refresh = only_request(&mut ua, Method::Register);
+    let creds = Credentials::parse(refresh.headers.get(HeaderName::Authorization).unwrap()).unwrap();
+    assert_eq!(creds.nc, Some(2), "credentials sent up front with the next nonce count");
+    assert_eq!(server.verify(&creds, "REGISTER", Some("pw1001"), 1_060), Verdict::Ok);
+}
+
+#[test]
+fn register_gives_up_when_the_same_nonce_is_challenged_again() {
+    let mut rng = StdRng::seed_from_u64(2);
+    let mut server = digest_server(&mut rng);
+    let mut ua = UserAgent::new(settings(true, false), 2);
+    let now = Instant::now();
+    ua.register(now).unwrap();
+    let first = only_request(&mut ua, Method::Register);
+    let challenge = challenge(&first, &mut server, 401, &mut rng);
+    feed(&mut ua, challenge.clone(), REGISTRAR, now);
+    let second = only_request(&mut ua, Method::Register);
+    let Message::Response(mut again) = challenge else { unreachable!() };
+    again.headers.set(HeaderName::CSeq, second.headers.get(HeaderName::CSeq).unwrap());
+    again.headers.set(HeaderName::Via, second.headers.get(HeaderName::Via).unwrap());
+    feed(&mut ua, Message::Response(again), REGISTRAR, now);
+    assert!(requests(&sent(&mut ua), Method::Register).is_empty(), "no third REGISTER");
+    assert!(matches!(events(&mut ua)[..], [Event::RegistrationFailed { status: 401, .. }]));
+}
+
+#[test]
+fn unregister_sends_expires_zero() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut server = digest_server(&mut rng);
+    let mut ua = UserAgent::new(settings(true, false), 3);
+    let now = Instant::now();
+    register(&mut ua, &mut server, &mut rng, now);
+    events(&mut ua);
+    ua.unregister(now);
+    let bye = only_request(&mut ua, Method::Register);
+    assert_eq!(bye.headers.get(HeaderName::Expires), Some("0"));
+    assert!(!ua.is_idle());
+    feed(&mut ua, Message::Response(bye.response(200)), REGISTRAR, now);
+    assert_eq!(events(&mut ua), [Event::Unregistered]);
+    assert!(ua.is_idle());
+}
+
+/// The far end's 200 with an SDP answer to the INVITE's offer.
+fn answer_ok(invite: &Request, tag: &str) -> Response {
+    let offer = parse(std::str::from_utf8(&invite.body).unwrap()).unwrap();
+    let (answer, _) = create_answer(&offer, &LocalMedia::new(addr(PEER).ip(), 50_000), 9, 1).unwrap();
+    let mut ok = reply(invite, 200, tag);
+    ok.headers.push(HeaderName::Contact, format!("<sip:1002@{PEER}>"));
+    ok.headers.push(HeaderName::ContentType, "application/sdp");
+    ok.body = Bytes::from(answer.to_string());
+    ok
+}
+
+#[test]
+fn outgoing_call_answers_407_then_acks_the_2xx_and_ends_with_bye() {
+    let mut rng = StdRng::seed_from_u64(4);
+    let mut server = digest_server(&mut rng);
+    let mut ua = UserAgent::new(settings(true, false), 4);
+    let now = Instant::now();
+    let target = proto::sip::Uri::parse("sip:1002@voip.test").unwrap();
+    ua.dial(&target, now).unwrap();
+    let out = sent(&mut ua);
+    assert_eq!(out[0].1, addr(REGISTRAR), "extensions go through the registrar");
+    let first = requests(&out, Method::Invite).remove(0);
+    assert!(first.body.starts_with(b"v=0"), "the INVITE carries the offer");
+
+    feed(&mut ua, challenge(&first, &mut server, 407, &mut rng), REGISTRAR, now);
+    let out = sent(&mut ua);
+    assert_eq!(requests(&out, Method::Ack).len(), 1, "the layer ACKs the 407");
+    let invite = requests(&out, Method::Invite).remove(0);
+    assert_eq!(invite.headers.cseq().unwrap().seq, first.headers.cseq().unwrap().seq + 1);
+    let creds = Credentials::parse(invite.headers.get(HeaderName::ProxyAuthorization).unwrap()).unwrap();
+    assert_eq!(server.verify(&creds, "INVITE", Some("pw1001"), 1_001), Verdict::Ok);
+
+    feed(&mut ua, Message::Response(reply(&invite, 180, "peer")), REGISTRAR, now);
+    assert_eq!(events(&mut ua), [Event::Ringing]);
+    feed(&mut ua, Message::Response(answer_ok(&invite, "peer")), REGISTRAR, now);
+    let ack = only_request(&mut ua, Method::Ack);
+    assert_eq!(ack.headers.cseq().unwrap().seq, invite.headers.cseq().unwrap().seq);
+    assert_eq!(ack.uri.to_string(), format!("sip:1002@{PEER}"), "the ACK goes to the remote target");
+    match &events(&mut ua)[..] {
+        [Event::Answered { negotiated }] => {
+            assert_eq!(negotiated.codec.name, "opus");
+            assert_eq!(negotiated.remote_rtp, "127.0.0.1:50000".parse().unwrap());
+        }
+        other => panic!("expected Answered, got {other:?}"),
+    }
+
+    ua.hangup(now).unwrap();
+    let bye = only_request(&mut ua, Method::Bye);
+    assert!(events(&mut ua).is_empty(), "the call ends when the BYE completes");
+    feed(&mut ua, Message::Response(bye.response(200)), PEER, now);
+    assert_eq!(events(&mut ua), [Event::HungUp { reason: HangupReason::Local }]);
+    assert!(ua.is_idle());
+}
+
+#[test]
+fn hangup_before_answer_cancels_and_reports_cancelled() {
+    let mut ua = UserAgent::new(settings(false, false), 5);
+    let now = Instant::now();
+    ua.dial(&proto::sip::Uri::parse(&format!("sip:1002@{PEER}")).unwrap(), now).unwrap();
+    let invite = only_request(&mut ua, Method::Invite);
+    feed(&mut ua, Message::Response(reply(&invite, 180, "peer")), PEER, now);
+    events(&mut ua);
+    ua.hangup(now).unwrap();
+    let cancel = only_request(&mut ua, Method::Cancel);
+    assert_eq!(cancel.headers.get(HeaderName::Via), invite.headers.get(HeaderName::Via));
+    feed(&mut ua, Message::Response(cancel.response(200)), PEER, now);
+    feed(&mut ua, Message::Response(reply(&invite, 487, "peer")), PEER, now);
+    assert_eq!(requests(&sent(&mut ua), Method::Ack).len(), 1);
+    assert_eq!(events(&mut ua), [Event::HungUp { reason: HangupReason::Cancelled }]);
+}
+
+/// An INVITE from the peer with an offer of `codecs`.
+fn incoming_invite(codecs: Vec<proto::sdp::Codec>) -> Request {
+    let mut media = LocalMedia::new(addr(PEER).ip(), 50_000);
+    media.codecs = codecs;
+    let offer = create_offer(&media, 1, 1);
+    let text = format!(
+        "INVITE sip:1001@{PHONE} SIP/2.0\r\nVia: SIP/2.0/UDP {PEER};branch=z9hG4bKpeer1\r\nMax-Forwards: 70\r\n\
+         From: <sip:1002@voip.test>;tag=caller\r\nTo: <sip:1001@voip.test>\r\nCall-ID: in-1\r\nCSeq: 1 INVITE\r\n\
+         Contact: <sip:1002@{PEER}>\r\nContent-Type: application/sdp\r\n\r\n{offer}"
+    );
+    match Message::parse(text.as_bytes()).unwrap() {
+        Message::Request(r) => r,
+        Message::Response(_) => unreachable!(),
+    }
+}
+
+fn responses(out: &[(Message, SocketAddr)]) -> Vec<Response> {
+    out.iter()
+        .filter_map(|(m, _)| match m {
+            Message::Response(r) => Some(r.clone()),
+            Message::Request(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn incoming_call_auto_answers_180_then_200_and_retransmits_the_200_until_the_ack() {
+    let mut ua = UserAgent::new(settings(false, true), 6);
+    let t0 = Instant::now();
+    let invite = incoming_invite(vec![proto::sdp::Codec::pcmu()]);
+    feed(&mut ua, Message::Request(invite.clone()), PEER, t0);
+    let statuses: Vec<u16> = responses(&sent(&mut ua)).iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [180, 200]);
+    match &events(&mut ua)[..] {
+        [Event::Incoming { .. }, Event::Answered { negotiated }] => assert_eq!(negotiated.codec.name, "PCMU"),
+        other => panic!("expected Incoming then Answered, got {other:?}"),
+    }
+
+    ua.handle_timeout(t0 + Duration::from_millis(500));
+    let again = responses(&sent(&mut ua));
+    assert_eq!(again.iter().map(|r| r.status).collect::<Vec<_>>(), [200], "200 again after T1");
+    let to = again[0].headers.get(HeaderName::To).unwrap().to_owned();
+
+    let ack = format!(
+        "ACK sip:1001@{PHONE} SIP/2.0\r\nVia: SIP/2.0/UDP {PEER};branch=z9hG4bKpeer2\r\nMax-Forwards: 70\r\n\
+         From: <sip:1002@voip.test>;tag=caller\r\nTo: {to}\r\nCall-ID: in-1\r\nCSeq: 1 ACK\r\n\r\n"
+    );
+    feed(&mut ua, Message::parse(ack.as_bytes()).unwrap(), PEER, t0 + Duration::from_millis(600));
+    ua.handle_timeout(t0 + Duration::from_secs(2));
+    assert!(responses(&sent(&mut ua)).is_empty(), "no retransmission after the ACK");
+
+    let bye = ack.replace("ACK sip", "BYE sip").replace("CSeq: 1 ACK", "CSeq: 2 BYE").replace("peer2", "peer3");
+    feed(&mut ua, Message::parse(bye.as_bytes()).unwrap(), PEER, t0 + Duration::from_secs(3));
+    assert_eq!(responses(&sent(&mut ua)).iter().map(|r| r.status).collect::<Vec<_>>(), [200]);
+    assert_eq!(events(&mut ua), [Event::HungUp { reason: HangupReason::Remote }]);
+}
+
+#[test]
+fn incoming_offer_without_a_common_codec_is_refused_488() {
+    let mut ua = UserAgent::new(settings(false, true), 7);
+    let mut s = settings(false, true);
+    s.media.codecs = vec![proto::sdp::Codec::pcma()];
+    let mut ua_pcma_only = UserAgent::new(s, 7);
+    let invite = incoming_invite(vec![proto::sdp::Codec::pcmu()]);
+    feed(&mut ua_pcma_only, Message::Request(invite.clone()), PEER, Instant::now());
+    assert_eq!(responses(&sent(&mut ua_pcma_only)).iter().map(|r| r.status).collect::<Vec<_>>(), [488]);
+    assert!(events(&mut ua_pcma_only).is_empty());
+    // The same INVITE to a phone with PCMU is answered.
+    feed(&mut ua, Message::Request(invite), PEER, Instant::now());
+    assert_eq!(responses(&sent(&mut ua)).iter().map(|r| r.status).collect::<Vec<_>>(), [180, 200]);
+}
+
+#[test]
+fn a_second_incoming_call_gets_486_busy() {
+    let mut ua = UserAgent::new(settings(false, true), 8);
+    let now = Instant::now();
+    feed(&mut ua, Message::Request(incoming_invite(vec![proto::sdp::Codec::pcmu()])), PEER, now);
+    sent(&mut ua);
+    let mut second = incoming_invite(vec![proto::sdp::Codec::pcmu()]);
+    second.headers.set(HeaderName::CallId, "in-2");
+    second.headers.set(HeaderName::Via, format!("SIP/2.0/UDP {PEER};branch=z9hG4bKother"));
+    feed(&mut ua, Message::Request(second), PEER, now);
+    assert_eq!(responses(&sent(&mut ua)).iter().map(|r| r.status).collect::<Vec<_>>(), [486]);
+}
+
+#[test]
+fn a_200_crossing_our_cancel_is_acked_then_ended_with_bye() {
+    let mut ua = UserAgent::new(settings(false, false), 9);
+    let now = Instant::now();
+    ua.dial(&proto::sip::Uri::parse(&format!("sip:1002@{PEER}")).unwrap(), now).unwrap();
+    let invite = only_request(&mut ua, Method::Invite);
+    feed(&mut ua, Message::Response(reply(&invite, 180, "peer")), PEER, now);
+    ua.hangup(now).unwrap();
+    only_request(&mut ua, Method::Cancel);
+    feed(&mut ua, Message::Response(answer_ok(&invite, "peer")), PEER, now);
+    let out = sent(&mut ua);
+    assert_eq!(requests(&out, Method::Ack).len(), 1, "the 2xx is ACKed");
+    let bye = requests(&out, Method::Bye);
+    assert_eq!(bye.len(), 1, "and the call ended at once: {out:#?}");
+    assert!(!events(&mut ua).iter().any(|e| matches!(e, Event::Answered { .. })), "no media for a cancelled call");
+    feed(&mut ua, Message::Response(bye[0].response(200)), PEER, now);
+    assert_eq!(events(&mut ua), [Event::HungUp { reason: HangupReason::Cancelled }]);
+}
+
+#[test]
+fn a_call_nobody_answers_times_out_after_64_t1() {
+    let mut ua = UserAgent::new(settings(false, false), 10);
+    let t0 = Instant::now();
+    ua.dial(&proto::sip::Uri::parse(&format!("sip:1002@{PEER}")).unwrap(), t0).unwrap();
+    let mut ended_at = None;
+    while let Some(at) = ua.poll_timeout().filter(|at| *at <= t0 + Duration::from_secs(40)) {
+        ua.handle_timeout(at);
+        sent(&mut ua);
+        if let Some(event) = ua.poll_event() {
+            assert_eq!(event, Event::HungUp { reason: HangupReason::Timeout });
+            ended_at = Some(at);
+        }
+    }
+    assert_eq!(ended_at, Some(t0 + Duration::from_secs(32)), "Timer B: 64·T1");
+    assert!(ua.is_idle());
+}

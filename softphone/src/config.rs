@@ -1,0 +1,299 @@
+//! The command line: what the phone is asked to do, checked and typed before anything starts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use proto::codec::CodecKind;
+use proto::sip::Uri;
+
+/// A SIP softphone: registers, places or answers one call, and plays and records its audio from
+/// and to files, tones or nothing (scripted mode).
+#[derive(Debug, Parser)]
+#[command(name = "softphone", version)]
+pub struct Cli {
+    /// The registrar (and outbound proxy), HOST[:PORT]; port 5060 when left out.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub registrar: Option<String>,
+    /// Our extension: the user part of our address and the digest user name.
+    #[arg(long, value_name = "EXT")]
+    pub user: String,
+    /// The digest password.
+    #[arg(long, value_name = "PW", default_value = "")]
+    pub password: String,
+    /// Our SIP domain; the registrar's host when left out.
+    #[arg(long, value_name = "NAME")]
+    pub domain: Option<String>,
+    /// The local address for SIP; a free port on the address that reaches the registrar when left out.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub bind: Option<SocketAddr>,
+    /// Call this extension (through the registrar's domain) or this `sip:` URI (directly).
+    #[arg(long, value_name = "TARGET")]
+    pub dial: Option<String>,
+    /// Answer incoming calls at once.
+    #[arg(long)]
+    pub auto_answer: bool,
+    /// Run for at most this long, then hang up, unregister and exit.
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+    /// Hang up this long after the call is answered.
+    #[arg(long, value_name = "SECONDS")]
+    pub hangup_after: Option<f64>,
+    /// What we send: `tone:FREQ` (a sine) or a WAV file (looped); silence when left out.
+    #[arg(long, value_name = "tone:FREQ|FILE.wav")]
+    pub audio_in: Option<String>,
+    /// Where the far end's audio goes: a WAV file at the codec's rate, or `null`.
+    #[arg(long, value_name = "FILE.wav|null")]
+    pub audio_out: Option<String>,
+    /// Codecs to offer and accept, most preferred first.
+    #[arg(long, value_name = "LIST", default_value = "opus,pcmu,pcma")]
+    pub codecs: String,
+    /// Event output on stdout: `json` for one JSON object per line.
+    #[arg(long, value_name = "FORMAT")]
+    pub events: Option<String>,
+    /// Log every SIP message sent and received on stderr.
+    #[arg(long)]
+    pub sip_trace: bool,
+}
+
+/// What was wrong with the command line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `--codecs` names a codec we do not have.
+    #[error("unknown codec {0:?} in --codecs: use opus, pcmu or pcma, comma-separated")]
+    UnknownCodec(String),
+    /// `--codecs` is empty.
+    #[error("--codecs names no codec: give at least one of opus, pcmu, pcma")]
+    NoCodec,
+    /// `--audio-in tone:FREQ` with a bad frequency.
+    #[error("bad tone {0:?} in --audio-in: write tone:FREQ with FREQ in Hz, like tone:1000")]
+    BadTone(String),
+    /// `--events` names an unknown format.
+    #[error("unknown --events format {0:?}: only json is supported")]
+    UnknownEvents(String),
+    /// `--dial` is neither an extension nor a SIP URI.
+    #[error("cannot dial {0:?}: give an extension like 1002 or a URI like sip:1002@192.0.2.1:5060")]
+    BadTarget(String),
+    /// An extension was dialled with no registrar to route it.
+    #[error("dialling extension {0:?} needs --registrar; without one, dial a sip: URI")]
+    ExtensionNeedsRegistrar(String),
+    /// `--registrar` is not HOST[:PORT].
+    #[error("bad --registrar {0:?}: write HOST or HOST:PORT")]
+    BadRegistrar(String),
+    /// A duration is negative or not a number.
+    #[error("bad {0}: give a non-negative number of seconds")]
+    BadSeconds(&'static str),
+}
+
+/// Where the phone's outgoing audio comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AudioIn {
+    /// Silence.
+    Silence,
+    /// A sine of this frequency in Hz.
+    Tone(f32),
+    /// A WAV file, looped.
+    File(PathBuf),
+}
+
+/// Where the far end's audio goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AudioOut {
+    /// Nowhere.
+    Null,
+    /// A WAV file.
+    File(PathBuf),
+}
+
+/// Whom to call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialTarget {
+    /// An extension at our domain, through the registrar.
+    Extension(String),
+    /// A SIP URI, sent to directly.
+    Uri(Uri),
+}
+
+/// The registrar's host and port as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    /// Host name or IP address.
+    pub host: String,
+    /// Port, 5060 by default.
+    pub port: u16,
+}
+
+/// The checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The registrar, if any.
+    pub registrar: Option<HostPort>,
+    /// Our extension.
+    pub user: String,
+    /// Our digest password.
+    pub password: String,
+    /// Our domain.
+    pub domain: Option<String>,
+    /// Local SIP address.
+    pub bind: Option<SocketAddr>,
+    /// Whom to call.
+    pub dial: Option<DialTarget>,
+    /// Answer incoming calls at once.
+    pub auto_answer: bool,
+    /// Run time limit.
+    pub duration: Option<Duration>,
+    /// Hang up this long after answer.
+    pub hangup_after: Option<Duration>,
+    /// Outgoing audio.
+    pub audio_in: AudioIn,
+    /// Incoming audio.
+    pub audio_out: AudioOut,
+    /// Codecs, most preferred first.
+    pub codecs: Vec<CodecKind>,
+    /// JSON events on stdout.
+    pub json_events: bool,
+    /// Log every SIP message.
+    pub sip_trace: bool,
+}
+
+impl Config {
+    /// Checks the command line.
+    pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
+        let registrar = cli.registrar.as_deref().map(parse_host_port).transpose()?;
+        let dial = cli.dial.as_deref().map(parse_target).transpose()?;
+        if let (Some(DialTarget::Extension(ext)), None) = (&dial, &registrar) {
+            return Err(ConfigError::ExtensionNeedsRegistrar(ext.clone()));
+        }
+        Ok(Config {
+            registrar,
+            user: cli.user,
+            password: cli.password,
+            domain: cli.domain,
+            bind: cli.bind,
+            dial,
+            auto_answer: cli.auto_answer,
+            duration: seconds(cli.duration, "--duration")?,
+            hangup_after: seconds(cli.hangup_after, "--hangup-after")?,
+            audio_in: cli.audio_in.as_deref().map_or(Ok(AudioIn::Silence), parse_audio_in)?,
+            audio_out: match cli.audio_out.as_deref() {
+                None | Some("null") => AudioOut::Null,
+                Some(path) => AudioOut::File(PathBuf::from(path)),
+            },
+            codecs: parse_codecs(&cli.codecs)?,
+            json_events: match cli.events.as_deref() {
+                None => false,
+                Some(f) if f.eq_ignore_ascii_case("json") => true,
+                Some(other) => return Err(ConfigError::UnknownEvents(other.to_owned())),
+            },
+            sip_trace: cli.sip_trace,
+        })
+    }
+}
+
+fn seconds(value: Option<f64>, what: &'static str) -> Result<Option<Duration>, ConfigError> {
+    value.map(|s| Duration::try_from_secs_f64(s).map_err(|_| ConfigError::BadSeconds(what))).transpose()
+}
+
+/// Parses `opus,pcmu,pcma`.
+pub fn parse_codecs(list: &str) -> Result<Vec<CodecKind>, ConfigError> {
+    let mut codecs = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let kind = match name.to_ascii_lowercase().as_str() {
+            "opus" => CodecKind::Opus,
+            "pcmu" => CodecKind::Pcmu,
+            "pcma" => CodecKind::Pcma,
+            _ => return Err(ConfigError::UnknownCodec(name.to_owned())),
+        };
+        if !codecs.contains(&kind) {
+            codecs.push(kind);
+        }
+    }
+    if codecs.is_empty() {
+        return Err(ConfigError::NoCodec);
+    }
+    Ok(codecs)
+}
+
+/// Parses `tone:FREQ` or a file name.
+pub fn parse_audio_in(text: &str) -> Result<AudioIn, ConfigError> {
+    match text.strip_prefix("tone:") {
+        Some(freq) => match freq.trim().parse::<f32>() {
+            Ok(f) if f.is_finite() && f > 0.0 && f < 24_000.0 => Ok(AudioIn::Tone(f)),
+            _ => Err(ConfigError::BadTone(text.to_owned())),
+        },
+        None => Ok(AudioIn::File(PathBuf::from(text))),
+    }
+}
+
+/// Parses `HOST[:PORT]`, IPv6 literals in brackets.
+pub fn parse_host_port(text: &str) -> Result<HostPort, ConfigError> {
+    let bad = || ConfigError::BadRegistrar(text.to_owned());
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(HostPort { host: addr.ip().to_string(), port: addr.port() });
+    }
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') || host.ends_with(']') => {
+            (host, port.parse::<u16>().map_err(|_| bad())?)
+        }
+        _ => (text, 5060),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(bad());
+    }
+    Ok(HostPort { host: host.to_owned(), port })
+}
+
+/// Parses an extension or a `sip:` URI.
+pub fn parse_target(text: &str) -> Result<DialTarget, ConfigError> {
+    let bad = || ConfigError::BadTarget(text.to_owned());
+    if text.contains(':') {
+        let uri = Uri::parse(text).map_err(|_| bad())?;
+        return Ok(DialTarget::Uri(uri));
+    }
+    let valid = !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()+".contains(&b));
+    if valid { Ok(DialTarget::Extension(text.to_owned())) } else { Err(bad()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codecs_parse_in_order_without_duplicates() {
+        assert_eq!(parse_codecs("pcmu, opus,pcmu").unwrap(), [CodecKind::Pcmu, CodecKind::Opus]);
+        assert!(matches!(parse_codecs("g729"), Err(ConfigError::UnknownCodec(_))));
+        assert!(matches!(parse_codecs(""), Err(ConfigError::NoCodec)));
+    }
+
+    #[test]
+    fn audio_in_reads_tones_and_files() {
+        assert_eq!(parse_audio_in("tone:1500").unwrap(), AudioIn::Tone(1500.0));
+        assert_eq!(parse_audio_in("a.wav").unwrap(), AudioIn::File("a.wav".into()));
+        assert!(parse_audio_in("tone:x").is_err());
+    }
+
+    #[test]
+    fn registrar_takes_host_with_or_without_port() {
+        assert_eq!(parse_host_port("127.0.0.1:5070").unwrap(), HostPort { host: "127.0.0.1".into(), port: 5070 });
+        assert_eq!(parse_host_port("pbx.test").unwrap(), HostPort { host: "pbx.test".into(), port: 5060 });
+        assert_eq!(parse_host_port("[::1]:5080").unwrap(), HostPort { host: "::1".into(), port: 5080 });
+        assert!(parse_host_port("a:b").is_err());
+    }
+
+    #[test]
+    fn durations_must_be_non_negative_and_finite() {
+        assert_eq!(seconds(Some(1.5), "--duration").unwrap(), Some(Duration::from_millis(1500)));
+        assert!(seconds(Some(-1.0), "--duration").is_err());
+        assert!(seconds(Some(f64::INFINITY), "--duration").is_err());
+        assert!(seconds(Some(1e300), "--duration").is_err());
+    }
+
+    #[test]
+    fn targets_are_extensions_or_uris() {
+        assert_eq!(parse_target("1002").unwrap(), DialTarget::Extension("1002".into()));
+        assert!(matches!(parse_target("sip:1002@127.0.0.1:5070").unwrap(), DialTarget::Uri(_)));
+        assert!(parse_target("10 02").is_err());
+    }
+}

@@ -1,0 +1,365 @@
+//! The tokio shell: the SIP transports, the RTP/RTCP socket pair and a paced 20 ms clock around
+//! the sans-IO [`UserAgent`] and [`MediaSession`]. It decides nothing about SIP or RTP; it runs
+//! the script (`--dial`, `--auto-answer`, `--duration`, `--hangup-after`) and shows events.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use proto::codec::CodecKind;
+use proto::io::{TransportOptions, Transports};
+use proto::sdp::{Codec, LocalMedia};
+use proto::sip::{Host, Transport, Uri};
+use proto::transaction::{Target, TimerConfig};
+use rand::Rng;
+use tokio::net::UdpSocket;
+use tokio::time::{Interval, MissedTickBehavior};
+use tracing::{info, warn};
+
+use crate::agent::{Event, HangupReason, Settings, UserAgent};
+use crate::audio::{Sink, Source};
+use crate::config::{Config, DialTarget};
+use crate::media::MediaSession;
+use crate::ui::{Ui, UiEvent};
+
+/// How long the way out may take: hanging up and unregistering.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
+/// The registration interval we ask for.
+const REGISTER_EXPIRES: u32 = 300;
+/// Tries at finding a free even/odd port pair for RTP and RTCP.
+const RTP_PORT_ATTEMPTS: usize = 64;
+
+/// How the run went, for the exit status.
+#[derive(Debug, Default, Clone)]
+pub struct Outcome {
+    dialled: bool,
+    auto_answer: bool,
+    registration_failed: bool,
+    registered: bool,
+    /// A call was connected and ended normally.
+    call_completed: bool,
+}
+
+impl Outcome {
+    /// 0 when the script happened as asked, 1 when the call did not, 3 when registration failed.
+    pub fn exit_code(&self) -> u8 {
+        if self.registration_failed {
+            3
+        } else if self.dialled || self.auto_answer {
+            if self.call_completed { 0 } else { 1 }
+        } else if self.registered {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+/// The media of the call in progress.
+struct ActiveMedia {
+    session: MediaSession,
+    source: Source,
+    sink: Sink,
+    frame: Vec<i16>,
+    tick: Interval,
+}
+
+/// Runs the phone until the script is done or it is interrupted.
+pub async fn run(config: Config) -> anyhow::Result<Outcome> {
+    let registrar = match &config.registrar {
+        Some(hp) => Some(
+            tokio::net::lookup_host((hp.host.as_str(), hp.port))
+                .await
+                .with_context(|| format!("cannot resolve the registrar {}", hp.host))?
+                .find(SocketAddr::is_ipv4)
+                .with_context(|| format!("the registrar {} has no IPv4 address", hp.host))?,
+        ),
+        None => None,
+    };
+    let peer = registrar.or_else(|| match &config.dial {
+        Some(DialTarget::Uri(uri)) => uri.socket_addr(),
+        _ => None,
+    });
+    let bind = config.bind.unwrap_or_else(|| SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0));
+    let local_ip = if bind.ip().is_unspecified() { route_ip(peer) } else { bind.ip() };
+    let listen = SocketAddr::new(if bind.ip().is_unspecified() { local_ip } else { bind.ip() }, bind.port());
+    let (transports, mut inbound) = Transports::bind(&[listen], TransportOptions::default()).await?;
+    let local = transports
+        .local_addrs()
+        .into_iter()
+        .find(|(t, _)| *t == Transport::Udp)
+        .map(|(_, addr)| addr)
+        .context("no UDP socket for SIP")?;
+    let (rtp, rtcp) = bind_rtp_pair(local_ip)?;
+    let rtp_port = rtp.local_addr()?.port();
+    info!(sip = %local, rtp = rtp_port, "listening");
+
+    let domain = config.domain.clone().or_else(|| config.registrar.as_ref().map(|r| r.host.clone()));
+    let mut media_local = LocalMedia::new(local_ip, rtp_port);
+    media_local.codecs = config.codecs.iter().map(|k| sdp_codec(*k)).collect();
+    let settings = Settings {
+        user: config.user.clone(),
+        password: config.password.clone(),
+        domain: domain.unwrap_or_else(|| local_ip.to_string()),
+        local,
+        registrar,
+        register_expires: REGISTER_EXPIRES,
+        media: media_local,
+        auto_answer: config.auto_answer,
+        timers: TimerConfig::default(),
+    };
+    let mut agent = UserAgent::new(settings, rand::random());
+    let ui = Ui::new(config.json_events);
+    let mut outcome = Outcome { dialled: config.dial.is_some(), auto_answer: config.auto_answer, ..Outcome::default() };
+    let dial_target = config.dial.as_ref().map(|t| match t {
+        DialTarget::Extension(ext) => Uri::sip(Some(ext), Host::Domain(agent.aor().host.to_string()), None),
+        DialTarget::Uri(uri) => uri.clone(),
+    });
+
+    let start = Instant::now();
+    let mut rng = rand::rng();
+    let mut dial_pending = dial_target.is_some();
+    if registrar.is_some() {
+        agent.register(start)?;
+    } else if let Some(target) = &dial_target {
+        agent.dial(target, start)?;
+        dial_pending = false;
+    }
+    let mut end_at = config.duration.and_then(|d| start.checked_add(d));
+    let mut hangup_at: Option<Instant> = None;
+    let mut shutdown_at: Option<Instant> = None;
+    let mut media: Option<ActiveMedia> = None;
+    let mut stats_tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(1), Duration::from_secs(1));
+    let (mut rtp_buf, mut rtcp_buf) = (vec![0u8; 2048], vec![0u8; 2048]);
+    let mut out = Vec::with_capacity(1500);
+    let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+
+    loop {
+        let now = Instant::now();
+        while let Some(event) = agent.poll_event() {
+            match event {
+                Event::Registered { expires } => {
+                    outcome.registered = true;
+                    ui.show(&UiEvent::Registered { aor: agent.aor().to_string(), expires });
+                    if dial_pending && let Some(target) = &dial_target {
+                        dial_pending = false;
+                        if let Err(e) = agent.dial(target, now) {
+                            warn!(error = %e, "cannot dial");
+                            shutdown_at.get_or_insert_with(|| begin_shutdown(&mut agent, now));
+                        }
+                    }
+                }
+                Event::RegistrationFailed { status, reason } => {
+                    outcome.registration_failed = true;
+                    ui.show(&UiEvent::RegistrationFailed { status, reason });
+                    shutdown_at.get_or_insert_with(|| begin_shutdown(&mut agent, now));
+                }
+                Event::Unregistered => ui.show(&UiEvent::Unregistered),
+                Event::Incoming { from } => ui.show(&UiEvent::Incoming { from }),
+                Event::Ringing => ui.show(&UiEvent::Ringing),
+                Event::Answered { negotiated } => match start_media(&config, &negotiated, now, &mut rng) {
+                    Ok(m) => {
+                        ui.show(&UiEvent::Answered {
+                            codec: m.session.codec().name().to_owned(),
+                            remote_rtp: negotiated.remote_rtp.to_string(),
+                        });
+                        media = Some(m);
+                        hangup_at = config.hangup_after.and_then(|d| now.checked_add(d));
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "media could not start; hanging up");
+                        let _ = agent.hangup(now);
+                    }
+                },
+                Event::HungUp { reason } => {
+                    let stats = media.take().map(|m| stop_media(m, now, &rtcp, &mut out));
+                    let stats = match stats {
+                        Some(fut) => Some(fut.await),
+                        None => None,
+                    };
+                    outcome.call_completed |= stats.is_some() && reason.is_normal();
+                    show_hangup(&ui, &reason, stats);
+                    if outcome.dialled || outcome.auto_answer {
+                        shutdown_at.get_or_insert_with(|| begin_shutdown(&mut agent, now));
+                    }
+                }
+            }
+        }
+        while let Some(t) = agent.poll_transmit() {
+            if config.sip_trace {
+                tracing::trace!(target: "sip", "send {} to {}:\n{}", t.target.transport, t.target.addr, String::from_utf8_lossy(&t.data));
+            }
+            transports.send(proto::io::Transmit { transport: t.target.transport, dest: t.target.addr, data: t.data });
+        }
+        if let Some(limit) = shutdown_at
+            && (agent.is_idle() || Instant::now() >= limit)
+        {
+            break;
+        }
+        let next = [agent.poll_timeout(), end_at, hangup_at, media.as_ref().and_then(|m| m.session.poll_timeout())]
+            .into_iter()
+            .flatten()
+            .min();
+        tokio::select! {
+            msg = inbound.recv() => {
+                let Some(msg) = msg else { break };
+                if config.sip_trace {
+                    tracing::trace!(target: "sip", "recv {} from {}:\n{}", msg.transport, msg.source, String::from_utf8_lossy(&msg.data));
+                }
+                agent.handle_message(&msg.data, Target { transport: msg.transport, addr: msg.source }, Instant::now());
+            }
+            got = rtp.recv_from(&mut rtp_buf) => {
+                if let (Ok((n, from)), Some(m)) = (got, media.as_mut()) {
+                    m.session.handle_datagram(rtp_buf.get(..n).unwrap_or_default(), from, Instant::now());
+                }
+            }
+            got = rtcp.recv_from(&mut rtcp_buf) => {
+                if let (Ok((n, from)), Some(m)) = (got, media.as_mut()) {
+                    m.session.handle_datagram(rtcp_buf.get(..n).unwrap_or_default(), from, Instant::now());
+                }
+            }
+            _ = frame_tick(&mut media) => {
+                if let Some(m) = media.as_mut() {
+                    let now = Instant::now();
+                    m.source.fill(&mut m.frame);
+                    match m.session.send_frame(&m.frame, now, &mut out) {
+                        Ok(Some(dest)) => { let _ = rtp.send_to(&out, dest).await; }
+                        Ok(None) => {}
+                        Err(e) => warn!(error = %e, "frame not encoded"),
+                    }
+                    let played = m.session.play_frame(now);
+                    if let Err(e) = m.sink.write(played) {
+                        warn!(error = %e, "audio output failed; recording stops");
+                        m.sink = Sink::Null;
+                    }
+                }
+            }
+            _ = stats_tick.tick() => {
+                if let Some(m) = &media {
+                    ui.show(&UiEvent::Stats(m.session.stats()));
+                }
+            }
+            _ = sleep_until(next) => {
+                let now = Instant::now();
+                agent.handle_timeout(now);
+                if let Some(m) = media.as_mut()
+                    && let Some(dest) = m.session.poll_rtcp(now, &mut rng, &mut out)
+                {
+                    let _ = rtcp.send_to(&out, dest).await;
+                }
+                if hangup_at.is_some_and(|at| at <= now) {
+                    hangup_at = None;
+                    let _ = agent.hangup(now);
+                }
+                if end_at.is_some_and(|at| at <= now) {
+                    end_at = None;
+                    shutdown_at.get_or_insert_with(|| begin_shutdown(&mut agent, now));
+                }
+            }
+            _ = &mut interrupt, if shutdown_at.is_none() => {
+                info!("interrupted; hanging up");
+                shutdown_at = Some(begin_shutdown(&mut agent, Instant::now()));
+            }
+            _ = terminate.recv(), if shutdown_at.is_none() => {
+                info!("terminated; hanging up");
+                shutdown_at = Some(begin_shutdown(&mut agent, Instant::now()));
+            }
+        }
+    }
+    if let Some(m) = media.take() {
+        let stats = stop_media(m, Instant::now(), &rtcp, &mut out).await;
+        show_hangup(&ui, &HangupReason::Local, Some(stats));
+    }
+    // Give the last datagrams (ACK, 200 to BYE) a moment to leave before the sockets close.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    Ok(outcome)
+}
+
+fn show_hangup(ui: &Ui, reason: &HangupReason, stats: Option<crate::media::MediaStats>) {
+    ui.show(&UiEvent::HungUp { reason: reason.as_str().to_owned(), status: reason.status(), stats });
+}
+
+/// Hangs up any call and removes our registration; returns when to stop waiting for that.
+fn begin_shutdown(agent: &mut UserAgent, now: Instant) -> Instant {
+    let _ = agent.hangup(now);
+    agent.unregister(now);
+    now + SHUTDOWN_LIMIT
+}
+
+fn start_media<R: rand::RngCore>(
+    config: &Config,
+    negotiated: &proto::sdp::Negotiated,
+    now: Instant,
+    rng: &mut R,
+) -> anyhow::Result<ActiveMedia> {
+    let session = MediaSession::new(negotiated, now, rng)?;
+    let rate = session.sample_rate();
+    let source = Source::open(&config.audio_in, rate)?;
+    let sink = Sink::open(&config.audio_out, rate)?;
+    let frame_ms = (session.frame_samples() as u64 * 1000) / u64::from(rate.max(1));
+    let mut tick = tokio::time::interval(Duration::from_millis(frame_ms.max(1)));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    Ok(ActiveMedia { frame: vec![0; session.frame_samples()], session, source, sink, tick })
+}
+
+async fn stop_media(mut m: ActiveMedia, now: Instant, rtcp: &UdpSocket, out: &mut Vec<u8>) -> crate::media::MediaStats {
+    if let Some(dest) = m.session.stop(now, out) {
+        let _ = rtcp.send_to(out, dest).await;
+    }
+    if let Err(e) = m.sink.finish() {
+        warn!(error = %e, "audio output not finished");
+    }
+    m.session.stats()
+}
+
+/// The next 20 ms frame period of the call's media; never while there is none.
+async fn frame_tick(media: &mut Option<ActiveMedia>) {
+    match media {
+        Some(m) => {
+            m.tick.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The codec as SDP writes it.
+fn sdp_codec(kind: CodecKind) -> Codec {
+    match kind {
+        CodecKind::Opus => Codec::opus(),
+        CodecKind::Pcmu => Codec::pcmu(),
+        CodecKind::Pcma => Codec::pcma(),
+    }
+}
+
+/// Our address on the route to `peer` (the system's choice of source address), else loopback.
+fn route_ip(peer: Option<SocketAddr>) -> IpAddr {
+    peer.and_then(|peer| {
+        let socket = StdUdpSocket::bind(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0)).ok()?;
+        socket.connect(peer).ok()?;
+        Some(socket.local_addr().ok()?.ip())
+    })
+    .unwrap_or(Ipv4Addr::LOCALHOST.into())
+}
+
+/// An RTP socket on an even port and its RTCP socket on the next (RFC 3550 §11).
+fn bind_rtp_pair(ip: IpAddr) -> anyhow::Result<(UdpSocket, UdpSocket)> {
+    let mut rng = rand::rng();
+    for _ in 0..RTP_PORT_ATTEMPTS {
+        let port = rng.random_range(8_192u16..30_000) * 2;
+        let Ok(rtp) = StdUdpSocket::bind(SocketAddr::new(ip, port)) else { continue };
+        let Ok(rtcp) = StdUdpSocket::bind(SocketAddr::new(ip, port + 1)) else { continue };
+        rtp.set_nonblocking(true)?;
+        rtcp.set_nonblocking(true)?;
+        return Ok((UdpSocket::from_std(rtp)?, UdpSocket::from_std(rtcp)?));
+    }
+    anyhow::bail!("no free UDP port pair for RTP on {ip}: free some ports or check the address")
+}

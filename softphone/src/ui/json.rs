@@ -1,0 +1,142 @@
+//! `--events json`: each [`UiEvent`] as one JSON object on one line.
+
+use std::fmt::Write;
+
+use super::UiEvent;
+use crate::media::MediaStats;
+
+/// The event as one line of JSON, with an `"event"` field naming it.
+pub fn to_json(event: &UiEvent) -> String {
+    let mut o = Object::new(match event {
+        UiEvent::Registered { .. } => "registered",
+        UiEvent::RegistrationFailed { .. } => "registration_failed",
+        UiEvent::Incoming { .. } => "incoming",
+        UiEvent::Ringing => "ringing",
+        UiEvent::Answered { .. } => "answered",
+        UiEvent::Stats(_) => "stats",
+        UiEvent::HungUp { .. } => "hung_up",
+        UiEvent::Unregistered => "unregistered",
+    });
+    match event {
+        UiEvent::Registered { aor, expires } => {
+            o.string("aor", aor);
+            o.raw("expires", &expires.to_string());
+        }
+        UiEvent::RegistrationFailed { status, reason } => {
+            o.raw("status", &status.to_string());
+            o.string("reason", reason);
+        }
+        UiEvent::Incoming { from } => o.string("from", from),
+        UiEvent::Answered { codec, remote_rtp } => {
+            o.string("codec", codec);
+            o.string("remote_rtp", remote_rtp);
+        }
+        UiEvent::Stats(stats) => stats_fields(&mut o, stats),
+        UiEvent::HungUp { reason, status, stats } => {
+            o.string("reason", reason);
+            if let Some(status) = status {
+                o.raw("status", &status.to_string());
+            }
+            if let Some(stats) = stats {
+                let mut inner = Object::bare();
+                stats_fields(&mut inner, stats);
+                o.raw("stats", &inner.finish());
+            }
+        }
+        UiEvent::Ringing | UiEvent::Unregistered => {}
+    }
+    o.finish()
+}
+
+fn stats_fields(o: &mut Object, s: &MediaStats) {
+    o.raw("packets_sent", &s.packets_sent.to_string());
+    o.raw("packets_received", &s.packets_received.to_string());
+    o.raw("lost", &s.lost.to_string());
+    o.raw("jitter_ms", &format!("{:.2}", s.jitter_ms));
+    o.raw("jitter_buffer_ms", &format!("{:.1}", s.jitter_buffer_ms));
+    o.raw("concealed", &s.concealed.to_string());
+    o.raw("fec_recovered", &s.fec_recovered.to_string());
+}
+
+/// A JSON object being written.
+struct Object(String);
+
+impl Object {
+    fn new(event: &str) -> Object {
+        let mut o = Object::bare();
+        o.string("event", event);
+        o
+    }
+
+    fn bare() -> Object {
+        Object(String::from("{"))
+    }
+
+    fn key(&mut self, key: &str) {
+        if self.0.len() > 1 {
+            self.0.push(',');
+        }
+        quote(&mut self.0, key);
+        self.0.push(':');
+    }
+
+    fn string(&mut self, key: &str, value: &str) {
+        self.key(key);
+        quote(&mut self.0, value);
+    }
+
+    fn raw(&mut self, key: &str, value: &str) {
+        self.key(key);
+        self.0.push_str(value);
+    }
+
+    fn finish(mut self) -> String {
+        self.0.push('}');
+        self.0
+    }
+}
+
+/// Writes `s` as a JSON string (RFC 8259 §7).
+fn quote(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answered_names_the_codec() {
+        let e = UiEvent::Answered { codec: "opus".into(), remote_rtp: "127.0.0.1:4000".into() };
+        assert_eq!(to_json(&e), r#"{"event":"answered","codec":"opus","remote_rtp":"127.0.0.1:4000"}"#);
+    }
+
+    #[test]
+    fn strings_are_escaped() {
+        let e = UiEvent::Incoming { from: "\"Bob\" <sip:b@x>\n".into() };
+        assert_eq!(to_json(&e), r#"{"event":"incoming","from":"\"Bob\" <sip:b@x>\n"}"#);
+    }
+
+    #[test]
+    fn hung_up_carries_final_stats() {
+        let stats = MediaStats { packets_sent: 3, ..MediaStats::default() };
+        let e = UiEvent::HungUp { reason: "remote".into(), status: None, stats: Some(stats) };
+        let line = to_json(&e);
+        assert!(line.starts_with(r#"{"event":"hung_up","reason":"remote","stats":{"packets_sent":3,"#), "{line}");
+        assert!(line.ends_with("}}"));
+    }
+}

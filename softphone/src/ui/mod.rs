@@ -1,0 +1,81 @@
+//! What the user sees. For now: `--events json`, one JSON object per line on stdout, and short
+//! human lines on stderr otherwise. The terminal UI will live here too.
+
+mod json;
+
+use std::io::Write;
+
+pub use json::to_json;
+
+use crate::media::MediaStats;
+
+/// Something the user should hear about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UiEvent {
+    /// Registered with the registrar.
+    Registered {
+        /// Our address of record.
+        aor: String,
+        /// Seconds the registrar granted.
+        expires: u32,
+    },
+    /// Registration failed.
+    RegistrationFailed {
+        /// The final status, or 408 for no answer.
+        status: u16,
+        /// Why, in words.
+        reason: String,
+    },
+    /// An incoming call.
+    Incoming {
+        /// The caller's From.
+        from: String,
+    },
+    /// Our outgoing call is ringing.
+    Ringing,
+    /// The call is connected.
+    Answered {
+        /// The codec's encoding name.
+        codec: String,
+        /// Where our RTP goes.
+        remote_rtp: String,
+    },
+    /// Media counters, every second of a call.
+    Stats(MediaStats),
+    /// The call ended.
+    HungUp {
+        /// Why, as a short token (`local`, `remote`, `rejected`, `timeout`, `cancelled`, …).
+        reason: String,
+        /// The final SIP status when the call failed.
+        status: Option<u16>,
+        /// The media counters at the end, if the call had media.
+        stats: Option<MediaStats>,
+    },
+    /// Unregistered on the way out.
+    Unregistered,
+}
+
+/// Shows events: JSON lines on stdout, or a line of text on stderr.
+#[derive(Debug, Clone, Copy)]
+pub struct Ui {
+    json: bool,
+}
+
+impl Ui {
+    /// A UI printing JSON lines when `json`, else text.
+    pub fn new(json: bool) -> Ui {
+        Ui { json }
+    }
+
+    /// Shows one event.
+    pub fn show(&self, event: &UiEvent) {
+        if self.json {
+            let mut out = std::io::stdout().lock();
+            // A closed stdout only loses the display, never the call.
+            let _ = writeln!(out, "{}", to_json(event));
+            let _ = out.flush();
+        } else if !matches!(event, UiEvent::Stats(_)) {
+            eprintln!("softphone: {}", to_json(event));
+        }
+    }
+}

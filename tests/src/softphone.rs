@@ -1,0 +1,233 @@
+//! The workspace's `softphone` binary as a test peer: built once per test process, run in
+//! scripted mode with its JSON events captured, and its WAV recordings judged tone by tone.
+
+use crate::process::{stop, tail, wait_for_exit};
+use crate::{HarnessError, Result};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Overrides the softphone executable (skips the build).
+const SOFTPHONE_ENV: &str = "VOIP_TESTS_SOFTPHONE";
+/// How long a stopped softphone has to exit after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+/// Polling step while waiting for an event.
+const POLL: Duration = Duration::from_millis(20);
+
+/// The path of an up-to-date `softphone` executable, built like the registrar's
+/// ([`crate::registrar_exe`]: same profile, same target directory); `VOIP_TESTS_SOFTPHONE`
+/// names a prebuilt one instead.
+pub fn softphone_exe() -> Result<PathBuf> {
+    static EXE: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    EXE.get_or_init(|| {
+        if let Some(path) = std::env::var_os(SOFTPHONE_ENV) {
+            return Ok(PathBuf::from(path));
+        }
+        build_workspace_binary("softphone").map_err(|error| error.to_string())
+    })
+    .clone()
+    .map_err(|message| HarnessError::io("build the softphone", std::io::Error::other(message)))
+}
+
+/// The cargo profile that built the running test executable (`target/<profile>/deps/…`).
+fn current_profile() -> String {
+    let from_path = std::env::current_exe().ok().and_then(|exe| {
+        let deps = exe.parent()?;
+        let profile_dir = if deps.file_name()? == "deps" { deps.parent()? } else { deps };
+        Some(profile_dir.file_name()?.to_string_lossy().into_owned())
+    });
+    match from_path.as_deref() {
+        Some("debug") => "dev".to_owned(),
+        Some(name) if !name.is_empty() => name.to_owned(),
+        _ if cfg!(debug_assertions) => "dev".to_owned(),
+        _ => "release".to_owned(),
+    }
+}
+
+/// Runs `cargo build -p <binary>` with the current profile and returns the executable cargo
+/// reports (so `CARGO_TARGET_DIR` is honoured).
+pub fn build_workspace_binary(binary: &'static str) -> Result<PathBuf> {
+    let workspace = crate::crate_dir().parent().map(Path::to_path_buf).unwrap_or_else(crate::crate_dir);
+    let output = Command::new(env!("CARGO"))
+        .current_dir(&workspace)
+        .args(["build", "--quiet", "-p", binary, "--bin", binary])
+        .args(["--profile", &current_profile()])
+        .arg("--message-format=json-render-diagnostics")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| HarnessError::io(format!("run cargo to build {binary}"), source))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(HarnessError::Build {
+            binary,
+            status: output.status,
+            output: format!("{stdout}{}", String::from_utf8_lossy(&output.stderr)),
+        });
+    }
+    stdout
+        .lines()
+        .filter(|line| line.contains("\"reason\":\"compiler-artifact\""))
+        .filter_map(|line| json_string_field(line, "executable"))
+        .map(PathBuf::from)
+        .find(|exe| exe.file_name().is_some_and(|name| name == binary))
+        .ok_or(HarnessError::NoExecutable { binary })
+}
+
+/// The value of the string field `name` in one line of cargo's JSON output.
+fn json_string_field(line: &str, name: &str) -> Option<String> {
+    let start = line.find(&format!("\"{name}\":\""))? + name.len() + 4;
+    let rest = line.get(start..)?;
+    let mut value = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(value),
+            '\\' => value.push(chars.next()?),
+            c => value.push(c),
+        }
+    }
+    None
+}
+
+/// A running softphone whose stdout (the `--events json` lines) and stderr go to files in
+/// `dir`. Dropping it stops the process.
+#[derive(Debug)]
+pub struct Softphone {
+    name: String,
+    child: Option<Child>,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Softphone {
+    /// Starts the softphone with `args` (add `--events json` to see events), naming its
+    /// output files after `name` in `dir`.
+    pub fn start(name: &str, dir: &Path, args: &[String]) -> Result<Softphone> {
+        let exe = softphone_exe()?;
+        let stdout = dir.join(format!("{name}.events"));
+        let stderr = dir.join(format!("{name}.log"));
+        let open = |path: &Path| {
+            File::create(path).map_err(|source| HarnessError::io(format!("create {}", path.display()), source))
+        };
+        let child = Command::new(&exe)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(open(&stdout)?)
+            .stderr(open(&stderr)?)
+            .spawn()
+            .map_err(|source| HarnessError::io(format!("start {}", exe.display()), source))?;
+        Ok(Softphone { name: name.to_owned(), child: Some(child), stdout, stderr })
+    }
+
+    /// Every event line printed so far.
+    pub fn events(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default().lines().map(str::to_owned).collect()
+    }
+
+    /// The first event line of kind `event` (`"registered"`, `"answered"`, …), if printed.
+    pub fn event(&self, event: &str) -> Option<String> {
+        let needle = format!("\"event\":\"{event}\"");
+        self.events().into_iter().find(|line| line.contains(&needle))
+    }
+
+    /// Waits up to `limit` for an event of kind `event`; fails early if the process exits.
+    pub fn wait_for_event(&mut self, event: &str, limit: Duration) -> Result<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(line) = self.event(event) {
+                return Ok(line);
+            }
+            let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            if exited.is_some() || Instant::now() >= deadline {
+                return Err(HarnessError::Timeout {
+                    what: format!("softphone {} (waiting for a {event:?} event; exit: {exited:?})", self.name),
+                    limit,
+                    output: self.output(),
+                });
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Waits up to `limit` for the process to exit by itself; kills it after that.
+    pub fn wait(&mut self, limit: Duration) -> Result<ExitStatus> {
+        let Some(child) = self.child.as_mut() else {
+            return Err(HarnessError::io("wait for the softphone", std::io::Error::other("already reaped")));
+        };
+        match wait_for_exit(child, limit) {
+            Some(status) => {
+                self.child = None;
+                Ok(status)
+            }
+            None => {
+                self.stop();
+                Err(HarnessError::Timeout { what: format!("softphone {}", self.name), limit, output: self.output() })
+            }
+        }
+    }
+
+    /// Its events and the tail of its log, for failure messages.
+    pub fn output(&self) -> String {
+        format!("--- events ---\n{}\n--- log ---\n{}", self.events().join("\n"), tail(&self.stderr, 40))
+    }
+
+    /// Stops the process (SIGTERM, then SIGKILL).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop(&mut child, STOP_GRACE, false);
+        }
+    }
+}
+
+impl Drop for Softphone {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A mono 16-bit PCM WAV file as the softphone writes it: its rate and samples.
+pub fn read_wav(path: &Path) -> Result<(u32, Vec<i16>)> {
+    let bytes = std::fs::read(path).map_err(|source| HarnessError::io(format!("read {}", path.display()), source))?;
+    let bad = |why: &str| HarnessError::io(format!("read {}", path.display()), std::io::Error::other(why.to_owned()));
+    if bytes.len() < 44 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" || &bytes[36..40] != b"data" {
+        return Err(bad("not the mono 16-bit PCM WAV the softphone writes"));
+    }
+    let channels = u16::from_le_bytes([bytes[22], bytes[23]]);
+    let rate = u32::from_le_bytes([bytes[24], bytes[25], bytes[26], bytes[27]]);
+    let bits = u16::from_le_bytes([bytes[34], bytes[35]]);
+    if channels != 1 || bits != 16 {
+        return Err(bad("expected mono 16-bit samples"));
+    }
+    let samples = bytes[44..].chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+    Ok((rate, samples))
+}
+
+/// Of the 20 ms blocks of `samples` at `rate` Hz, how many `freq` dominates
+/// ([`proto::codec::is_dominated_by`], a Goertzel measure), and how many there are.
+pub fn tone_blocks(samples: &[i16], rate: u32, freq: f32) -> (usize, usize) {
+    let block = (rate / 50) as usize;
+    if block == 0 {
+        return (0, 0);
+    }
+    let blocks: Vec<&[i16]> = samples.chunks_exact(block).collect();
+    let toned = blocks.iter().filter(|b| proto::codec::is_dominated_by(b, rate, freq)).count();
+    (toned, blocks.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tone_blocks_counts_only_blocks_of_that_tone() {
+        let rate = 8000;
+        let mut samples: Vec<i16> = (0..1600)
+            .map(|n| (8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * f64::from(n) / f64::from(rate)).sin()) as i16)
+            .collect();
+        samples.extend(std::iter::repeat_n(0, 800));
+        assert_eq!(tone_blocks(&samples, rate, 1000.0), (10, 15));
+        assert_eq!(tone_blocks(&samples, rate, 1500.0), (0, 15));
+    }
+}

@@ -1,0 +1,197 @@
+//! Two softphones call each other through our registrar on loopback, with a different tone
+//! each way, and their recordings prove the audio crossed in both directions.
+//!
+//! The connected part of a call is the whole recording: the softphone writes one 20 ms frame of
+//! the far end's audio per tick from the moment the call is answered to the moment it ends, and
+//! nothing before or after. So each recording must last about as long as the call and hold the
+//! far end's tone in at least 90% of its 20 ms blocks (Goertzel, `proto::codec::tone`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use voip_tests::softphone::{Softphone, read_wav, tone_blocks};
+use voip_tests::{Registrar, RegistrarConfig, free_port, temp_dir};
+
+const DOMAIN: &str = "voip.test";
+/// How long the caller runs (`--duration`); the call takes nearly all of it.
+const CALL_SECONDS: u32 = 6;
+const TONE_A: u32 = 1000;
+const TONE_B: u32 = 1500;
+
+fn args(registrar: &Registrar, user: &str, extra: &[&str]) -> Vec<String> {
+    let port = free_port().unwrap_or_else(|e| panic!("a free port: {e}"));
+    let mut args: Vec<String> = [
+        "--registrar",
+        &registrar.addr().to_string(),
+        "--domain",
+        DOMAIN,
+        "--bind",
+        &format!("127.0.0.1:{port}"),
+        "--user",
+        user,
+        "--password",
+        &format!("pw{user}"),
+        "--events",
+        "json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// The recording at `path` holds `freq` in ≥ 90% of its blocks and lasts most of the call.
+fn assert_recording_holds(path: &Path, rate: u32, freq: u32, who: &str) {
+    let (file_rate, samples) = read_wav(path).unwrap_or_else(|e| panic!("{who}'s recording: {e}"));
+    assert_eq!(file_rate, rate, "{who}'s recording is at the codec's rate");
+    let (toned, blocks) = tone_blocks(&samples, rate, freq as f32);
+    let seconds = blocks as f64 / 50.0;
+    eprintln!("{who} heard {freq} Hz in {toned} of {blocks} blocks ({seconds:.2} s recorded)");
+    assert!(seconds >= f64::from(CALL_SECONDS) - 1.5, "{who}'s recording lasts {seconds:.2} s, less than the call");
+    assert!(
+        toned * 10 >= blocks * 9,
+        "{who} heard {freq} Hz in only {toned} of {blocks} blocks of 20 ms ({:.1}%)",
+        100.0 * toned as f64 / blocks.max(1) as f64
+    );
+}
+
+fn call_carries_both_tones(codecs: Option<&str>, expect_codec: &str, rate: u32) {
+    let registrar = Registrar::start(RegistrarConfig::new(DOMAIN).user("1001", "pw1001").user("1002", "pw1002"))
+        .unwrap_or_else(|e| panic!("start the registrar: {e}"));
+    let dir = temp_dir("softphone-calls-").unwrap_or_else(|e| panic!("{e}"));
+    let (a_wav, b_wav) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
+    let codec_args: Vec<&str> = codecs.map(|c| vec!["--codecs", c]).unwrap_or_default();
+
+    let tone_b = format!("tone:{TONE_B}");
+    let mut b_extra =
+        vec!["--auto-answer", "--audio-in", &tone_b, "--audio-out", b_wav.to_str().unwrap(), "--duration", "30"];
+    b_extra.extend(&codec_args);
+    let mut b = Softphone::start("b", dir.path(), &args(&registrar, "1002", &b_extra))
+        .unwrap_or_else(|e| panic!("start softphone B: {e}"));
+    b.wait_for_event("registered", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+
+    let tone_a = format!("tone:{TONE_A}");
+    let duration = CALL_SECONDS.to_string();
+    let mut a_extra =
+        vec!["--dial", "1002", "--audio-in", &tone_a, "--audio-out", a_wav.to_str().unwrap(), "--duration", &duration];
+    a_extra.extend(&codec_args);
+    let mut a = Softphone::start("a", dir.path(), &args(&registrar, "1001", &a_extra))
+        .unwrap_or_else(|e| panic!("start softphone A: {e}"));
+
+    let a_status = a.wait(Duration::from_secs(u64::from(CALL_SECONDS) + 15)).unwrap_or_else(|e| panic!("{e}"));
+    let b_status = b.wait(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    let context = format!("A:\n{}\nB:\n{}\nregistrar:\n{}", a.output(), b.output(), registrar.log_tail(20));
+    assert!(a_status.success(), "A exited with {a_status}\n{context}");
+    assert!(b_status.success(), "B exited with {b_status}\n{context}");
+    for (who, phone) in [("A", &a), ("B", &b)] {
+        let answered = phone.event("answered").unwrap_or_else(|| panic!("{who} reported no answered event\n{context}"));
+        assert!(answered.contains(&format!("\"codec\":\"{expect_codec}\"")), "{who}: {answered}");
+        let hung_up = phone.event("hung_up").unwrap_or_else(|| panic!("{who} reported no hung_up event\n{context}"));
+        let reason = if who == "A" { "local" } else { "remote" };
+        assert!(hung_up.contains(&format!("\"reason\":\"{reason}\"")), "{who}: {hung_up}");
+    }
+    assert_recording_holds(&a_wav, rate, TONE_B, "A");
+    assert_recording_holds(&b_wav, rate, TONE_A, "B");
+}
+
+#[test]
+fn opus_call_through_registrar_carries_each_tone_to_the_other_side() {
+    call_carries_both_tones(None, "opus", 48_000);
+}
+
+#[test]
+fn pcmu_call_through_registrar_carries_each_tone_to_the_other_side() {
+    call_carries_both_tones(Some("pcmu"), "PCMU", 8_000);
+}
+
+#[test]
+fn direct_call_to_a_sip_uri_needs_no_registrar() {
+    let dir = temp_dir("softphone-direct-").unwrap_or_else(|e| panic!("{e}"));
+    let (a_wav, b_wav) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
+    let b_port = free_port().unwrap_or_else(|e| panic!("{e}"));
+    let a_port = free_port().unwrap_or_else(|e| panic!("{e}"));
+    let b_bind = format!("127.0.0.1:{b_port}");
+    let a_bind = format!("127.0.0.1:{a_port}");
+    let tone_a = format!("tone:{TONE_A}");
+    let tone_b = format!("tone:{TONE_B}");
+    let target = format!("sip:1002@127.0.0.1:{b_port}");
+    let duration = CALL_SECONDS.to_string();
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let b_args = strings(&[
+        "--user",
+        "1002",
+        "--bind",
+        &b_bind,
+        "--auto-answer",
+        "--audio-in",
+        &tone_b,
+        "--audio-out",
+        b_wav.to_str().unwrap(),
+        "--duration",
+        "30",
+        "--events",
+        "json",
+    ]);
+    let mut b = Softphone::start("b", dir.path(), &b_args).unwrap_or_else(|e| panic!("start softphone B: {e}"));
+    // B has no registration to wait for: wait until its SIP port is taken.
+    for _ in 0..250 {
+        if std::net::UdpSocket::bind(&b_bind).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let a_args = strings(&[
+        "--user",
+        "1001",
+        "--bind",
+        &a_bind,
+        "--dial",
+        &target,
+        "--audio-in",
+        &tone_a,
+        "--audio-out",
+        a_wav.to_str().unwrap(),
+        "--duration",
+        &duration,
+        "--events",
+        "json",
+    ]);
+    let mut a = Softphone::start("a", dir.path(), &a_args).unwrap_or_else(|e| panic!("start softphone A: {e}"));
+    let a_status = a.wait(Duration::from_secs(u64::from(CALL_SECONDS) + 15)).unwrap_or_else(|e| panic!("{e}"));
+    let b_status = b.wait(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    let context = format!("A:\n{}\nB:\n{}", a.output(), b.output());
+    assert!(a_status.success() && b_status.success(), "A: {a_status}, B: {b_status}\n{context}");
+    assert!(a.event("registered").is_none(), "no registrar, no registration\n{context}");
+    assert_recording_holds(&a_wav, 48_000, TONE_B, "A");
+    assert_recording_holds(&b_wav, 48_000, TONE_A, "B");
+}
+
+#[test]
+fn wrong_password_fails_registration_with_exit_status_3() {
+    let registrar = Registrar::start(RegistrarConfig::new(DOMAIN).user("1001", "pw1001"))
+        .unwrap_or_else(|e| panic!("start the registrar: {e}"));
+    let dir = temp_dir("softphone-badpw-").unwrap_or_else(|e| panic!("{e}"));
+    let mut args = args(&registrar, "1001", &["--duration", "10"]);
+    let pw = args.iter().position(|a| a == "--password").unwrap() + 1;
+    args[pw] = "wrong".into();
+    let mut phone = Softphone::start("p", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
+    let status = phone.wait(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.code(), Some(3), "{}", phone.output());
+    let failed = phone.event("registration_failed").unwrap_or_else(|| panic!("no event\n{}", phone.output()));
+    assert!(failed.contains("\"status\":401") || failed.contains("\"status\":403"), "{failed}");
+}
+
+#[test]
+fn calling_an_extension_nobody_registered_fails_with_exit_status_1() {
+    let registrar = Registrar::start(RegistrarConfig::new(DOMAIN).user("1001", "pw1001").user("1002", "pw1002"))
+        .unwrap_or_else(|e| panic!("start the registrar: {e}"));
+    let dir = temp_dir("softphone-nobody-").unwrap_or_else(|e| panic!("{e}"));
+    let args = args(&registrar, "1001", &["--dial", "1002", "--duration", "10"]);
+    let mut phone = Softphone::start("a", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
+    let status = phone.wait(Duration::from_secs(15)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.code(), Some(1), "{}", phone.output());
+    let hung_up = phone.event("hung_up").unwrap_or_else(|| panic!("no hung_up event\n{}", phone.output()));
+    assert!(hung_up.contains("\"reason\":\"rejected\""), "{hung_up}");
+    assert!(phone.event("answered").is_none());
+}
