@@ -10,6 +10,7 @@
 //!   without it a missing peer fails the test with the package to install.
 //! - `VOIP_TESTS_REGISTRAR=/path/to/registrar` uses that binary instead of building one.
 
+mod build;
 mod error;
 pub mod flows;
 mod kamailio;
