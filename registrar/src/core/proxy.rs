@@ -144,17 +144,6 @@ impl Proxy {
         }
 
         let in_dialog = req.headers.to().is_ok_and(|to| to.tag().is_some());
-        let mut call = Call {
-            request: req.clone(),
-            cookie: cookie.clone(),
-            branches: Vec::new(),
-            lookups: 0,
-            best: None,
-            challenges: Vec::new(),
-            final_sent: false,
-            cancelled: false,
-            timer_c: None,
-        };
         let mut plans: Vec<(Request, NextHop)> = Vec::new();
         if let Some(route) = top_route(&req) {
             plans.push((req.clone(), hop_for_uri(&route)));
@@ -189,18 +178,32 @@ impl Proxy {
             ctx.respond(id, req.response(100));
         }
         let record_route = !in_dialog && req.method != Method::Register;
+        let mut call = Call {
+            request: req,
+            cookie,
+            branches: Vec::new(),
+            lookups: 0,
+            best: None,
+            challenges: Vec::new(),
+            final_sent: false,
+            cancelled: false,
+            timer_c: None,
+        };
         for (mut branch_req, hop) in plans {
             if record_route {
                 // Added when the transport is known, in `send_branch`.
                 branch_req.headers.push_front(HeaderName::RecordRoute, RECORD_ROUTE_PLACEHOLDER);
             }
             match hop {
-                NextHop::Direct(target) => match send_branch(ctx, branch_req, target, &cookie) {
+                NextHop::Direct(target) => match send_branch(ctx, branch_req, target, &call.cookie) {
                     Some(client) => {
                         call.branches.push((client, Branch::Calling));
                         self.branches.insert(client, id);
                     }
-                    None => consider(&mut call, req.response(500)),
+                    None => {
+                        let failed = call.request.response(500);
+                        consider(&mut call, failed);
+                    }
                 },
                 NextHop::Lookup(uri) => {
                     call.lookups += 1;
@@ -208,12 +211,14 @@ impl Proxy {
                 }
             }
         }
-        if req.method == Method::Invite {
+        if call.request.method == Method::Invite {
             let deadline = ctx.now + TIMER_C;
             call.timer_c = Some(deadline);
             self.timer_c.insert((deadline, id));
         }
         self.calls.insert(id, call);
+        // Every branch may have failed at once: then the caller gets the best failure now.
+        self.maybe_finish(ctx, id);
     }
 
     fn lookup(&mut self, uri: Uri, pending: Pending) {
