@@ -52,6 +52,21 @@ pub struct Cli {
     /// Event output on stdout: `json` for one JSON object per line.
     #[arg(long, value_name = "FORMAT")]
     pub events: Option<String>,
+    /// Put the call on hold (re-INVITE with `a=sendonly`) this long after it is answered.
+    #[arg(long, value_name = "SECONDS")]
+    pub hold_at: Option<f64>,
+    /// Take the call off hold (re-INVITE with `a=sendrecv`) this long after it is answered.
+    #[arg(long, value_name = "SECONDS")]
+    pub resume_at: Option<f64>,
+    /// DTMF digits to send (0-9, *, #, A-D), as RFC 4733 events when negotiated, else SIP INFO.
+    #[arg(long, value_name = "DIGITS")]
+    pub dtmf: Option<String>,
+    /// Send `--dtmf` this long after the call is answered (at once when left out).
+    #[arg(long, value_name = "SECONDS")]
+    pub dtmf_at: Option<f64>,
+    /// Offer and accept no telephone-event, so DTMF goes by SIP INFO.
+    #[arg(long)]
+    pub no_telephone_event: bool,
     /// Log every SIP message sent and received on stderr.
     #[arg(long)]
     pub sip_trace: bool,
@@ -81,6 +96,9 @@ pub enum ConfigError {
     /// `--registrar` is not HOST[:PORT].
     #[error("bad --registrar {0:?}: write HOST or HOST:PORT")]
     BadRegistrar(String),
+    /// `--dtmf` holds something that is not a DTMF digit.
+    #[error("bad --dtmf {0:?}: use the digits 0-9, *, # and A-D")]
+    BadDtmf(String),
     /// A duration is negative or not a number.
     #[error("bad {0}: give a non-negative number of seconds")]
     BadSeconds(&'static str),
@@ -153,6 +171,16 @@ pub struct Config {
     pub codecs: Vec<CodecKind>,
     /// JSON events on stdout.
     pub json_events: bool,
+    /// Hold this long after answer.
+    pub hold_at: Option<Duration>,
+    /// Resume this long after answer.
+    pub resume_at: Option<Duration>,
+    /// DTMF digits to send, upper case.
+    pub dtmf: String,
+    /// Send the DTMF digits this long after answer.
+    pub dtmf_at: Duration,
+    /// Offer telephone-event (RFC 4733).
+    pub telephone_event: bool,
     /// Log every SIP message.
     pub sip_trace: bool,
 }
@@ -186,6 +214,11 @@ impl Config {
                 Some(f) if f.eq_ignore_ascii_case("json") => true,
                 Some(other) => return Err(ConfigError::UnknownEvents(other.to_owned())),
             },
+            hold_at: seconds(cli.hold_at, "--hold-at")?,
+            resume_at: seconds(cli.resume_at, "--resume-at")?,
+            dtmf: parse_dtmf(cli.dtmf.as_deref().unwrap_or_default())?,
+            dtmf_at: seconds(cli.dtmf_at, "--dtmf-at")?.unwrap_or_default(),
+            telephone_event: !cli.no_telephone_event,
             sip_trace: cli.sip_trace,
         })
     }
@@ -193,6 +226,16 @@ impl Config {
 
 fn seconds(value: Option<f64>, what: &'static str) -> Result<Option<Duration>, ConfigError> {
     value.map(|s| Duration::try_from_secs_f64(s).map_err(|_| ConfigError::BadSeconds(what))).transpose()
+}
+
+/// Checks `--dtmf`: every character a DTMF digit; letters made upper case.
+pub fn parse_dtmf(digits: &str) -> Result<String, ConfigError> {
+    let upper = digits.to_ascii_uppercase();
+    if upper.chars().all(|c| proto::codec::event_for_digit(c).is_some()) {
+        Ok(upper)
+    } else {
+        Err(ConfigError::BadDtmf(digits.to_owned()))
+    }
 }
 
 /// Parses `opus,pcmu,pcma`.
@@ -258,6 +301,12 @@ pub fn parse_target(text: &str) -> Result<DialTarget, ConfigError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dtmf_digits_are_checked_and_letters_made_upper_case() {
+        assert_eq!(super::parse_dtmf("12*#ab").unwrap(), "12*#AB");
+        assert!(matches!(super::parse_dtmf("12x"), Err(super::ConfigError::BadDtmf(_))));
+    }
+
     use super::*;
 
     #[test]

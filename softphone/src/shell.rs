@@ -1,6 +1,7 @@
 //! The tokio shell: the SIP transports, the RTP/RTCP socket pair and a paced 20 ms clock around
 //! the sans-IO [`UserAgent`] and [`MediaSession`]. It decides nothing about SIP or RTP; it runs
-//! the script (`--dial`, `--auto-answer`, `--duration`, `--hangup-after`) and shows events.
+//! the script (`--dial`, `--auto-answer`, `--duration`, `--hangup-after`, `--hold-at`,
+//! `--resume-at`, `--dtmf` at `--dtmf-at`) and shows events.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::time::{Duration, Instant};
@@ -97,6 +98,7 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
     let domain = config.domain.clone().or_else(|| config.registrar.as_ref().map(|r| r.host.clone()));
     let mut media_local = LocalMedia::new(local_ip, rtp_port);
     media_local.codecs = config.codecs.iter().map(|k| sdp_codec(*k)).collect();
+    media_local.telephone_event = config.telephone_event;
     let settings = Settings {
         user: config.user.clone(),
         password: config.password.clone(),
@@ -127,6 +129,7 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
     }
     let mut end_at = config.duration.and_then(|d| start.checked_add(d));
     let mut hangup_at: Option<Instant> = None;
+    let mut script = Script::default();
     let mut shutdown_at: Option<Instant> = None;
     let mut media: Option<ActiveMedia> = None;
     let mut stats_tick =
@@ -167,13 +170,23 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                         });
                         media = Some(m);
                         hangup_at = config.hangup_after.and_then(|d| now.checked_add(d));
+                        script = Script::after_answer(&config, now);
                     }
                     Err(e) => {
                         warn!(error = %e, "media could not start; hanging up");
                         let _ = agent.hangup(now);
                     }
                 },
+                Event::MediaChanged { negotiated, muted } => {
+                    if let Some(m) = media.as_mut() {
+                        restart_or_update(m, &negotiated, muted, now, &mut rng);
+                    }
+                }
+                Event::Held { by } => ui.show(&UiEvent::Held { by: by.as_str().to_owned() }),
+                Event::Resumed { by } => ui.show(&UiEvent::Resumed { by: by.as_str().to_owned() }),
+                Event::DtmfInfo { digit } => ui.show(&UiEvent::Dtmf { digit, via: "info".to_owned() }),
                 Event::HungUp { reason } => {
+                    script = Script::default();
                     let stats = media.take().map(|m| stop_media(m, now, &rtcp, &mut out));
                     let stats = match stats {
                         Some(fut) => Some(fut.await),
@@ -198,10 +211,16 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
         {
             break;
         }
-        let next = [agent.poll_timeout(), end_at, hangup_at, media.as_ref().and_then(|m| m.session.poll_timeout())]
-            .into_iter()
-            .flatten()
-            .min();
+        let next = [
+            agent.poll_timeout(),
+            end_at,
+            hangup_at,
+            script.next(),
+            media.as_ref().and_then(|m| m.session.poll_timeout()),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         tokio::select! {
             msg = inbound.recv() => {
                 let Some(msg) = msg else { break };
@@ -234,6 +253,9 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                         warn!(error = %e, "audio output failed; recording stops");
                         m.sink = Sink::Null;
                     }
+                    while let Some(digit) = m.session.poll_dtmf() {
+                        ui.show(&UiEvent::Dtmf { digit, via: "rtp".to_owned() });
+                    }
                 }
             }
             _ = stats_tick.tick() => {
@@ -249,6 +271,7 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                 {
                     let _ = rtcp.send_to(&out, dest).await;
                 }
+                script.run(&config, &mut agent, media.as_mut().map(|m| &mut m.session), now);
                 if hangup_at.is_some_and(|at| at <= now) {
                     hangup_at = None;
                     let _ = agent.hangup(now);
@@ -277,6 +300,55 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
+/// The scripted steps of a connected call, timed from its answer.
+#[derive(Debug, Default)]
+struct Script {
+    hold_at: Option<Instant>,
+    resume_at: Option<Instant>,
+    dtmf_at: Option<Instant>,
+}
+
+impl Script {
+    fn after_answer(config: &Config, answered: Instant) -> Script {
+        let at = |d: Option<Duration>| d.and_then(|d| answered.checked_add(d));
+        Script {
+            hold_at: at(config.hold_at),
+            resume_at: at(config.resume_at),
+            dtmf_at: if config.dtmf.is_empty() { None } else { at(Some(config.dtmf_at)) },
+        }
+    }
+
+    fn next(&self) -> Option<Instant> {
+        [self.hold_at, self.resume_at, self.dtmf_at].into_iter().flatten().min()
+    }
+
+    /// Does what is due at `now`: hold, resume, DTMF (as RTP events when the far end takes
+    /// them, else by SIP INFO).
+    fn run(&mut self, config: &Config, agent: &mut UserAgent, media: Option<&mut MediaSession>, now: Instant) {
+        let due = |at: &mut Option<Instant>| at.take_if(|at| *at <= now).is_some();
+        if due(&mut self.hold_at)
+            && let Err(e) = agent.hold(now)
+        {
+            warn!(error = %e, "cannot hold");
+        }
+        if due(&mut self.resume_at)
+            && let Err(e) = agent.resume(now)
+        {
+            warn!(error = %e, "cannot resume");
+        }
+        if due(&mut self.dtmf_at) {
+            match media {
+                Some(m) if m.can_send_dtmf() => m.send_dtmf(&config.dtmf),
+                _ => {
+                    if let Err(e) = agent.send_dtmf_info(&config.dtmf, now) {
+                        warn!(error = %e, "cannot send DTMF");
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn show_hangup(ui: &Ui, reason: &HangupReason, stats: Option<crate::media::MediaStats>) {
     ui.show(&UiEvent::HungUp { reason: reason.as_str().to_owned(), status: reason.status(), stats });
 }
@@ -302,6 +374,37 @@ fn start_media<R: rand::RngCore>(
     let mut tick = tokio::time::interval(Duration::from_millis(frame_ms.max(1)));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     Ok(ActiveMedia { frame: vec![0; session.frame_samples()], session, source, sink, tick })
+}
+
+/// Applies a re-INVITE's outcome: in place when the stream stays the same, else on a new RTP
+/// stream when the codec's rate and frame length allow the source and recording to go on.
+fn restart_or_update<R: rand::RngCore>(
+    m: &mut ActiveMedia,
+    negotiated: &proto::sdp::Negotiated,
+    muted: bool,
+    now: Instant,
+    rng: &mut R,
+) {
+    if m.session.same_stream(negotiated) {
+        return m.session.update(negotiated, muted);
+    }
+    match MediaSession::new(negotiated, now, rng) {
+        Ok(mut session)
+            if session.sample_rate() == m.session.sample_rate()
+                && session.frame_samples() == m.session.frame_samples() =>
+        {
+            session.update(negotiated, muted);
+            m.session = session;
+        }
+        Ok(_) => {
+            warn!("the far end changed the codec's rate or frame length mid-call; keeping the old stream");
+            m.session.update(negotiated, muted);
+        }
+        Err(e) => {
+            warn!(error = %e, "the new media could not start; keeping the old stream");
+            m.session.update(negotiated, muted);
+        }
+    }
 }
 
 async fn stop_media(mut m: ActiveMedia, now: Instant, rtcp: &UdpSocket, out: &mut Vec<u8>) -> crate::media::MediaStats {

@@ -72,7 +72,7 @@ impl HangupReason {
 
 /// Where the call is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(super) enum Phase {
     /// INVITE sent or received, no final response yet.
     Setup,
     /// A 2xx was sent or received.
@@ -83,12 +83,12 @@ enum Phase {
 
 /// The 2xx we retransmit until its ACK (§13.3.1.4).
 #[derive(Debug, Clone)]
-struct Retransmit {
-    server: ServerId,
-    response: Response,
-    next: Instant,
-    interval: Duration,
-    give_up: Instant,
+pub(super) struct Retransmit {
+    pub(super) server: ServerId,
+    pub(super) response: Response,
+    pub(super) next: Instant,
+    pub(super) interval: Duration,
+    pub(super) give_up: Instant,
 }
 
 /// Caller-side state.
@@ -111,6 +111,7 @@ struct Incoming {
     server: ServerId,
     dialog: Dialog,
     answer: Bytes,
+    answer_sdp: SessionDescription,
     negotiated: Negotiated,
     ok: Option<Retransmit>,
 }
@@ -127,25 +128,38 @@ pub(super) struct Call {
     /// The INVITE as sent (latest, with credentials) or as received.
     invite: Request,
     side: Side,
-    phase: Phase,
+    pub(super) phase: Phase,
     bye: Option<ClientId>,
     end_reason: Option<HangupReason>,
+    /// The media session once confirmed: what we last sent, what was agreed, hold state.
+    pub(super) session: Option<Box<super::session::Session>>,
 }
 
 impl Call {
     /// When the 2xx is next retransmitted.
     pub(super) fn deadline(&self) -> Option<Instant> {
-        match &self.side {
+        let first = match &self.side {
             Side::Incoming(i) => i.ok.as_ref().map(|ok| ok.next),
             Side::Outgoing(_) => None,
-        }
+        };
+        let session = self.session.as_ref().and_then(|s| s.deadline());
+        [first, session].into_iter().flatten().min()
     }
 
-    fn dialog_mut(&mut self) -> Option<&mut Dialog> {
+    pub(super) fn dialog_mut(&mut self) -> Option<&mut Dialog> {
         match &mut self.side {
             Side::Outgoing(o) => o.dialogs.confirmed_mut(),
             Side::Incoming(i) => Some(&mut i.dialog),
         }
+    }
+
+    /// The confirmed dialog and the session state, borrowed together.
+    pub(super) fn parts(&mut self) -> (Option<&mut Dialog>, Option<&mut super::session::Session>) {
+        let dialog = match &mut self.side {
+            Side::Outgoing(o) => o.dialogs.confirmed_mut(),
+            Side::Incoming(i) => Some(&mut i.dialog),
+        };
+        (dialog, self.session.as_deref_mut())
     }
 }
 
@@ -184,6 +198,7 @@ impl UserAgent {
             phase: Phase::Setup,
             bye: None,
             end_reason: None,
+            session: None,
         });
         Ok(())
     }
@@ -208,6 +223,8 @@ impl UserAgent {
             give_up: now + 64 * t1,
         });
         call.phase = Phase::Confirmed;
+        call.session =
+            Some(Box::new(super::session::Session::new(incoming.answer_sdp.clone(), incoming.negotiated.clone())));
         self.events.push_back(Event::Answered { negotiated: Box::new(incoming.negotiated.clone()) });
         Ok(())
     }
@@ -237,13 +254,13 @@ impl UserAgent {
         }
     }
 
-    fn finish(&mut self, reason: HangupReason) {
+    pub(super) fn finish(&mut self, reason: HangupReason) {
         self.call = None;
         self.events.push_back(Event::HungUp { reason });
     }
 
     /// Sends BYE on the confirmed dialog; the call ends with `reason` once it completes.
-    fn send_bye(&mut self, reason: HangupReason, now: Instant) {
+    pub(super) fn send_bye(&mut self, reason: HangupReason, now: Instant) {
         let sent_by = self.sent_by.clone();
         let registrar = self.settings.registrar;
         let Some(call) = self.call.as_mut() else { return };
@@ -278,6 +295,9 @@ impl UserAgent {
                 self.finish(reason);
             }
             return;
+        }
+        if call.session.as_ref().is_some_and(|s| s.owns(id)) {
+            return self.on_session_response(id, response, now);
         }
         let Side::Outgoing(o) = &mut call.side else { return };
         if o.client != id {
@@ -350,7 +370,10 @@ impl UserAgent {
             .and_then(|text| parse(text).ok())
             .and_then(|answer| apply_answer(&o.offer, &answer).ok());
         match negotiated {
-            Some(negotiated) => self.events.push_back(Event::Answered { negotiated: Box::new(negotiated) }),
+            Some(negotiated) => {
+                call.session = Some(Box::new(super::session::Session::new(o.offer.clone(), negotiated.clone())));
+                self.events.push_back(Event::Answered { negotiated: Box::new(negotiated) });
+            }
             None => self.send_bye(HangupReason::NotAcceptable, now),
         }
     }
@@ -378,9 +401,11 @@ impl UserAgent {
         }
     }
 
-    pub(super) fn on_call_timeout(&mut self, id: ClientId) {
+    pub(super) fn on_call_timeout(&mut self, id: ClientId, now: Instant) {
         let Some(call) = self.call.as_mut() else { return };
-        if call.bye == Some(id) {
+        if call.session.as_ref().is_some_and(|s| s.owns(id)) {
+            self.on_session_timeout(id, now);
+        } else if call.bye == Some(id) {
             let reason = call.end_reason.take().unwrap_or(HangupReason::Local);
             self.finish(reason);
         } else if let Side::Outgoing(o) = &call.side
@@ -394,6 +419,7 @@ impl UserAgent {
 
     /// A 2xx retransmission after the INVITE transaction ended: ACK it again.
     pub(super) fn on_stray_response(&mut self, response: &Response) {
+        self.resend_session_ack(response);
         let Some(Call { side: Side::Outgoing(o), .. }) = &self.call else { return };
         let is_invite_2xx =
             (200..300).contains(&response.status) && response.headers.cseq().is_ok_and(|c| c.method == Method::Invite);
@@ -404,7 +430,8 @@ impl UserAgent {
         }
     }
 
-    pub(super) fn on_ack(&mut self, request: &Request) {
+    pub(super) fn on_ack(&mut self, request: &Request, now: Instant) {
+        self.session_ack(request, now);
         let Some(Call { side: Side::Incoming(i), .. }) = &mut self.call else { return };
         if DialogId::of_request(request).as_ref() == Some(i.dialog.id()) {
             i.ok = None;
@@ -413,6 +440,7 @@ impl UserAgent {
 
     /// Retransmits our 2xx, or gives up on its ACK.
     pub(super) fn call_timeout(&mut self, now: Instant) {
+        self.session_timeout(now);
         let t2 = self.settings.timers.t2;
         let Some(Call { side: Side::Incoming(i), .. }) = &mut self.call else { return };
         let Some(ok) = &mut i.ok else { return };
@@ -508,13 +536,21 @@ impl UserAgent {
         let ringing = dialog.respond(invite, 180);
         self.layer.respond(id, ringing, now);
         let from = invite.headers.get(HeaderName::From).unwrap_or_default().to_owned();
-        let incoming = Incoming { server: id, dialog, answer: Bytes::from(answer.to_string()), negotiated, ok: None };
+        let incoming = Incoming {
+            server: id,
+            dialog,
+            answer: Bytes::from(answer.to_string()),
+            answer_sdp: answer,
+            negotiated,
+            ok: None,
+        };
         self.call = Some(Call {
             invite: invite.clone(),
             side: Side::Incoming(Box::new(incoming)),
             phase: Phase::Setup,
             bye: None,
             end_reason: None,
+            session: None,
         });
         self.events.push_back(Event::Incoming { from });
         if self.settings.auto_answer {
@@ -536,11 +572,11 @@ impl UserAgent {
         };
         match dialog.receive_request(request, &mut self.rng) {
             Received::Reject(response) => self.layer.respond(id, response, now),
+            Received::InOrder if request.method == Method::Invite => self.on_reinvite(id, request, now),
+            Received::InOrder if request.method == Method::Info => self.on_info(id, request, now),
             Received::InOrder => {
                 let status = match request.method {
                     Method::Bye | Method::Options => 200,
-                    // Re-INVITE (hold, codec change) is not handled yet: keep the session as it is.
-                    Method::Invite => 488,
                     _ => 501,
                 };
                 let response = dialog.respond(request, status);

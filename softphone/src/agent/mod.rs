@@ -14,11 +14,14 @@
 //! - [`call`]: the INVITE dialogues: outgoing (offer, 407 retry, 1xx/2xx through a
 //!   [`proto::dialog::DialogSet`], ACK, CANCEL), incoming (180, 200 with the answer, 2xx
 //!   retransmission until the ACK), BYE both ways.
+//! - [`session`]: changes to a connected call: hold and resume by re-INVITE both ways (RFC 3264
+//!   §8.4, RFC 6337), glare (491), and DTMF by SIP INFO.
 //! - [`digest`]: the client side of digest authentication.
 
 mod call;
 mod digest;
 mod registration;
+mod session;
 
 #[cfg(test)]
 mod tests;
@@ -40,6 +43,7 @@ use digest::Digest;
 use registration::{RegOutcome, RegState, Registration};
 
 pub use call::HangupReason;
+pub use session::Party;
 
 /// Transactions a phone has live at once is small; this bounds a flood.
 const MAX_TRANSACTIONS: usize = 256;
@@ -95,6 +99,29 @@ pub enum Event {
     Answered {
         /// What offer/answer agreed.
         negotiated: Box<Negotiated>,
+    },
+    /// Offer/answer on the connected call agreed anew (a re-INVITE either way): apply it to
+    /// the media.
+    MediaChanged {
+        /// What was agreed now.
+        negotiated: Box<Negotiated>,
+        /// We hold the far end: send it silence instead of our audio.
+        muted: bool,
+    },
+    /// The call went on hold.
+    Held {
+        /// Who put it on hold.
+        by: Party,
+    },
+    /// The call came off hold.
+    Resumed {
+        /// Who took it off hold.
+        by: Party,
+    },
+    /// The far end sent a DTMF digit by SIP INFO.
+    DtmfInfo {
+        /// The digit: 0-9, *, #, A-D.
+        digit: char,
     },
     /// The call is over: stop media.
     HungUp {
@@ -248,7 +275,7 @@ impl UserAgent {
                 TxnEvent::Request { id, request, source, cancels } => {
                     self.on_request(id, request, source, cancels, now)
                 }
-                TxnEvent::Ack { request, .. } => self.on_ack(&request),
+                TxnEvent::Ack { request, .. } => self.on_ack(&request, now),
                 TxnEvent::Response { id, response } => {
                     if self.is_registration(id) {
                         self.on_register_response(&response, now);
@@ -266,7 +293,7 @@ impl UserAgent {
                             reason: "the registrar did not answer".into(),
                         });
                     } else {
-                        self.on_call_timeout(id);
+                        self.on_call_timeout(id, now);
                     }
                 }
                 TxnEvent::StrayResponse { response, .. } => self.on_stray_response(&response),

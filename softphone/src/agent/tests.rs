@@ -354,3 +354,205 @@ fn a_call_nobody_answers_times_out_after_64_t1() {
     assert_eq!(ended_at, Some(t0 + Duration::from_secs(32)), "Timer B: 64·T1");
     assert!(ua.is_idle());
 }
+
+/// An outgoing call to the peer, answered and ACKed; returns the INVITE.
+fn connected_outgoing(ua: &mut UserAgent, now: Instant) -> Request {
+    ua.dial(&proto::sip::Uri::parse(&format!("sip:1002@{PEER}")).unwrap(), now).unwrap();
+    let invite = only_request(ua, Method::Invite);
+    feed(ua, Message::Response(answer_ok(&invite, "peer")), PEER, now);
+    only_request(ua, Method::Ack);
+    assert!(matches!(events(ua)[..], [Event::Answered { .. }]));
+    invite
+}
+
+/// The peer's answer to our re-offer, as a 200 to the re-INVITE.
+fn answer_reoffer(reinvite: &Request) -> Response {
+    let offer = parse(std::str::from_utf8(&reinvite.body).unwrap()).unwrap();
+    let (answer, _) = create_answer(&offer, &LocalMedia::new(addr(PEER).ip(), 50_000), 9, 2).unwrap();
+    let mut ok = reinvite.response(200);
+    ok.headers.push(HeaderName::Contact, format!("<sip:1002@{PEER}>"));
+    ok.headers.push(HeaderName::ContentType, "application/sdp");
+    ok.body = Bytes::from(answer.to_string());
+    ok
+}
+
+/// A request from the peer on the dialog of our outgoing `invite`.
+fn peer_request(invite: &Request, method: &str, cseq: u32, branch: &str, body: &str) -> Request {
+    let from = invite.headers.get(HeaderName::From).unwrap();
+    let text = format!(
+        "{method} sip:1001@{PHONE} SIP/2.0\r\nVia: SIP/2.0/UDP {PEER};branch=z9hG4bK{branch}\r\nMax-Forwards: 70\r\n\
+         From: <sip:1002@{PEER}>;tag=peer\r\nTo: {from}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n\
+         Contact: <sip:1002@{PEER}>\r\nContent-Type: application/sdp\r\n\r\n{body}",
+        invite.headers.call_id().unwrap()
+    );
+    match Message::parse(text.as_bytes()).unwrap() {
+        Message::Request(r) => r,
+        Message::Response(_) => unreachable!(),
+    }
+}
+
+/// The peer's re-offer with this direction.
+fn peer_offer(direction: proto::sdp::Direction, version: u64) -> String {
+    let mut media = LocalMedia::new(addr(PEER).ip(), 50_000);
+    media.direction = direction;
+    create_offer(&media, 9, version).to_string()
+}
+
+#[test]
+fn hold_reoffers_sendonly_and_resume_sendrecv_each_reported_once_answered() {
+    use proto::sdp::Direction;
+    let mut ua = UserAgent::new(settings(false, false), 11);
+    let now = Instant::now();
+    let invite = connected_outgoing(&mut ua, now);
+
+    ua.hold(now).unwrap();
+    let hold = only_request(&mut ua, Method::Invite);
+    let body = std::str::from_utf8(&hold.body).unwrap();
+    assert!(body.contains("a=sendonly\r\n"), "{body}");
+    assert_eq!(hold.headers.call_id().unwrap(), invite.headers.call_id().unwrap());
+    assert!(hold.headers.to().unwrap().tag() == Some("peer"), "inside the dialog");
+    assert_eq!(hold.headers.cseq().unwrap().seq, invite.headers.cseq().unwrap().seq + 1);
+    assert_eq!(parse(body).unwrap().origin.session_version, 2, "o= version goes up (RFC 3264 §8)");
+    assert!(events(&mut ua).is_empty(), "nothing changes before the answer");
+
+    feed(&mut ua, Message::Response(answer_reoffer(&hold)), PEER, now);
+    let ack = only_request(&mut ua, Method::Ack);
+    assert_eq!(ack.headers.cseq().unwrap().seq, hold.headers.cseq().unwrap().seq);
+    match &events(&mut ua)[..] {
+        [Event::MediaChanged { negotiated, muted: true }, Event::Held { by: Party::Local }] => {
+            assert_eq!(negotiated.direction, Direction::SendOnly)
+        }
+        other => panic!("expected MediaChanged then Held, got {other:?}"),
+    }
+
+    ua.resume(now).unwrap();
+    let resume = only_request(&mut ua, Method::Invite);
+    assert!(std::str::from_utf8(&resume.body).unwrap().contains("a=sendrecv\r\n"));
+    feed(&mut ua, Message::Response(answer_reoffer(&resume)), PEER, now);
+    only_request(&mut ua, Method::Ack);
+    match &events(&mut ua)[..] {
+        [Event::MediaChanged { negotiated, muted: false }, Event::Resumed { by: Party::Local }] => {
+            assert_eq!(negotiated.direction, Direction::SendRecv)
+        }
+        other => panic!("expected MediaChanged then Resumed, got {other:?}"),
+    }
+}
+
+#[test]
+fn remote_hold_is_answered_recvonly_then_inactive_and_the_200_repeats_until_the_ack() {
+    use proto::sdp::Direction;
+    let mut ua = UserAgent::new(settings(false, false), 12);
+    let t0 = Instant::now();
+    let invite = connected_outgoing(&mut ua, t0);
+
+    let hold = peer_request(&invite, "INVITE", 2, "hold", &peer_offer(Direction::SendOnly, 2));
+    feed(&mut ua, Message::Request(hold.clone()), PEER, t0);
+    let ok = responses(&sent(&mut ua));
+    assert_eq!(ok.iter().map(|r| r.status).collect::<Vec<_>>(), [200]);
+    let body = std::str::from_utf8(&ok[0].body).unwrap();
+    assert!(body.contains("a=recvonly\r\n"), "sendonly is answered recvonly: {body}");
+    match &events(&mut ua)[..] {
+        [Event::MediaChanged { negotiated, muted: false }, Event::Held { by: Party::Remote }] => {
+            assert_eq!(negotiated.direction, Direction::RecvOnly)
+        }
+        other => panic!("expected MediaChanged then Held, got {other:?}"),
+    }
+    ua.handle_timeout(t0 + Duration::from_millis(500));
+    assert_eq!(responses(&sent(&mut ua)).iter().map(|r| r.status).collect::<Vec<_>>(), [200], "200 again after T1");
+    let mut ack = peer_request(&invite, "ACK", 2, "ack2", "");
+    ack.body = Bytes::new();
+    feed(&mut ua, Message::Request(ack), PEER, t0 + Duration::from_millis(600));
+    ua.handle_timeout(t0 + Duration::from_secs(2));
+    assert!(responses(&sent(&mut ua)).is_empty(), "no retransmission after the ACK");
+
+    let inactive = peer_request(&invite, "INVITE", 3, "inactive", &peer_offer(Direction::Inactive, 3));
+    feed(&mut ua, Message::Request(inactive), PEER, t0 + Duration::from_secs(3));
+    let ok = responses(&sent(&mut ua));
+    assert!(std::str::from_utf8(&ok[0].body).unwrap().contains("a=inactive\r\n"), "inactive answers inactive");
+    match &events(&mut ua)[..] {
+        [Event::MediaChanged { negotiated, .. }] => assert_eq!(negotiated.direction, Direction::Inactive),
+        other => panic!("still held: no second Held, got {other:?}"),
+    }
+}
+
+#[test]
+fn crossing_reinvites_get_491_and_ours_is_retried_after_the_back_off() {
+    let mut ua = UserAgent::new(settings(false, false), 13);
+    let t0 = Instant::now();
+    let invite = connected_outgoing(&mut ua, t0);
+    ua.hold(t0).unwrap();
+    let ours = only_request(&mut ua, Method::Invite);
+
+    let theirs = peer_request(&invite, "INVITE", 2, "glare", &peer_offer(proto::sdp::Direction::SendOnly, 2));
+    feed(&mut ua, Message::Request(theirs), PEER, t0);
+    assert_eq!(responses(&sent(&mut ua)).iter().map(|r| r.status).collect::<Vec<_>>(), [491], "glare (§14.2)");
+
+    feed(&mut ua, Message::Response(ours.response(491)), PEER, t0);
+    assert_eq!(requests(&sent(&mut ua), Method::Ack).len(), 1, "the layer ACKs the 491");
+    assert!(events(&mut ua).is_empty());
+    // We own the Call-ID, so we wait 2.1–4 s (§14.1) before trying again.
+    let mut retried = None;
+    while let Some(at) = ua.poll_timeout().filter(|at| *at <= t0 + Duration::from_secs(5)) {
+        ua.handle_timeout(at);
+        if let Some(again) = requests(&sent(&mut ua), Method::Invite).pop() {
+            retried = Some((at, again));
+            break;
+        }
+    }
+    let (at, again) = retried.expect("the re-INVITE is retried");
+    let waited = at - t0;
+    assert!(waited >= Duration::from_millis(2100) && waited <= Duration::from_secs(4), "waited {waited:?}");
+    assert!(std::str::from_utf8(&again.body).unwrap().contains("a=sendonly\r\n"));
+    assert!(again.headers.cseq().unwrap().seq > ours.headers.cseq().unwrap().seq);
+    feed(&mut ua, Message::Response(answer_reoffer(&again)), PEER, at);
+    assert!(events(&mut ua).contains(&Event::Held { by: Party::Local }));
+}
+
+#[test]
+fn dtmf_info_is_answered_200_and_reported_and_ours_go_one_at_a_time() {
+    let mut ua = UserAgent::new(settings(false, false), 14);
+    let now = Instant::now();
+    let invite = connected_outgoing(&mut ua, now);
+    let mut info = peer_request(&invite, "INFO", 2, "info", "Signal=5\r\nDuration=160\r\n");
+    info.headers.set(HeaderName::ContentType, "application/dtmf-relay");
+    feed(&mut ua, Message::Request(info), PEER, now);
+    assert_eq!(responses(&sent(&mut ua)).iter().map(|r| r.status).collect::<Vec<_>>(), [200]);
+    assert_eq!(events(&mut ua), [Event::DtmfInfo { digit: '5' }]);
+
+    ua.send_dtmf_info("1#", now).unwrap();
+    let first = only_request(&mut ua, Method::Info);
+    assert_eq!(first.headers.get(HeaderName::ContentType), Some("application/dtmf-relay"));
+    assert_eq!(&first.body[..], b"Signal=1\r\nDuration=160\r\n");
+    feed(&mut ua, Message::Response(first.response(200)), PEER, now);
+    let second = only_request(&mut ua, Method::Info);
+    assert_eq!(&second.body[..], b"Signal=#\r\nDuration=160\r\n");
+}
+
+#[test]
+fn a_reinvite_without_an_offer_gets_ours_in_the_200_and_its_ack_brings_the_answer() {
+    use proto::sdp::Direction;
+    let mut ua = UserAgent::new(settings(false, false), 15);
+    let now = Instant::now();
+    let invite = connected_outgoing(&mut ua, now);
+    let mut refresh = peer_request(&invite, "INVITE", 2, "refresh", "");
+    refresh.headers.remove_first(HeaderName::ContentType);
+    feed(&mut ua, Message::Request(refresh), PEER, now);
+    let ok = responses(&sent(&mut ua));
+    assert_eq!(ok.iter().map(|r| r.status).collect::<Vec<_>>(), [200]);
+    let offer = parse(std::str::from_utf8(&ok[0].body).unwrap()).unwrap();
+    assert_eq!(offer.origin.session_version, 2, "a new version of our description");
+    assert!(events(&mut ua).is_empty(), "nothing agreed before the ACK");
+
+    let mut peer = LocalMedia::new(addr(PEER).ip(), 50_000);
+    peer.direction = Direction::Inactive;
+    let (answer, _) = create_answer(&offer, &peer, 9, 2).unwrap();
+    let ack = peer_request(&invite, "ACK", 2, "ack-refresh", &answer.to_string());
+    feed(&mut ua, Message::Request(ack), PEER, now);
+    match &events(&mut ua)[..] {
+        [Event::MediaChanged { negotiated, .. }, Event::Held { by: Party::Remote }] => {
+            assert_eq!(negotiated.direction, Direction::Inactive)
+        }
+        other => panic!("expected MediaChanged then Held, got {other:?}"),
+    }
+    assert!(sent(&mut ua).is_empty(), "the call goes on");
+}

@@ -8,18 +8,31 @@
 //! Datagrams from the media socket go to [`MediaSession::handle_datagram`]; RTCP is polled with
 //! [`MediaSession::poll_rtcp`]. It never touches a socket or reads a clock.
 //!
+//! Hold (RFC 3264 §8.4) changes the direction ([`MediaSession::update`]): a stream that does not
+//! send sends nothing and moves its timestamp on, so the next packet after it starts a talk
+//! spurt; one that does not receive plays silence; a muted one (we hold the far end) sends
+//! silence instead of our audio.
+//!
+//! DTMF (RFC 4733): [`MediaSession::send_dtmf`] queues digits sent as telephone-events on the
+//! negotiated payload type, same SSRC and sequence numbers, every packet of a digit stamped with
+//! the timestamp of the audio it replaces, whose frames are held back meanwhile. Received events
+//! come out once per digit from [`MediaSession::poll_dtmf`].
+//!
 //! Playout follows the jitter buffer: a frame is decoded; a missing frame is rebuilt from the
 //! next packet's Opus in-band FEC when that packet is already here, else concealed (PLC).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use proto::codec::{AudioDecoder, AudioEncoder, CodecError, CodecKind, Decoder, Encoder, OpusConfig};
+use proto::codec::{
+    AudioDecoder, AudioEncoder, CodecError, CodecKind, Decoder, DtmfReceiver, DtmfSender, Encoder, OpusConfig,
+};
 use proto::rtp::jitter::{JitterBuffer, JitterConfig, Playout};
 use proto::rtp::ntp::NtpTime;
 use proto::rtp::schedule::RtcpConfig;
 use proto::rtp::session::{Received, RtpSession, SessionConfig};
-use proto::sdp::Negotiated;
+use proto::sdp::{Negotiated, TelephoneEvent};
 use rand::RngCore;
 use tracing::debug;
 
@@ -28,6 +41,13 @@ const EXPECTED_LOSS_PERCENT: u8 = 5;
 
 /// Largest encoded frame we write.
 const MAX_PAYLOAD: usize = 1500;
+
+/// How long each DTMF digit we send lasts, and the pause after it.
+const DIGIT_DURATION: Duration = Duration::from_millis(100);
+const DIGIT_GAP: Duration = Duration::from_millis(100);
+
+/// Digits received but not yet polled beyond this are dropped (bounds memory on hostile input).
+const MAX_DTMF_PENDING: usize = 64;
 
 /// Why a media session could not start.
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +84,21 @@ pub struct MediaStats {
 pub struct MediaSession {
     kind: CodecKind,
     payload_type: u8,
+    remote_rtp: SocketAddr,
+    remote_rtcp: SocketAddr,
     sends: bool,
+    receives: bool,
+    muted: bool,
+    silence: Vec<i16>,
+    telephone_event: Option<TelephoneEvent>,
+    /// The payload type of telephone-events we take, at whatever rate.
+    events_in: Option<u8>,
+    dtmf_queue: VecDeque<char>,
+    /// The digit being sent and the RTP timestamp it started at.
+    dtmf: Option<(DtmfSender, Option<u32>)>,
+    dtmf_gap_until: Option<Instant>,
+    dtmf_in: DtmfReceiver,
+    dtmf_received: VecDeque<char>,
     encoder: AudioEncoder,
     decoder: AudioDecoder,
     rtp: RtpSession,
@@ -106,7 +140,19 @@ impl MediaSession {
         Ok(MediaSession {
             kind,
             payload_type: negotiated.payload_type,
+            remote_rtp: negotiated.remote_rtp,
+            remote_rtcp: negotiated.remote_rtcp,
             sends: negotiated.direction.sends() && !negotiated.remote_rtp.ip().is_unspecified(),
+            receives: negotiated.direction.receives(),
+            muted: false,
+            silence: Vec::new(),
+            telephone_event: usable_events(negotiated, clock_rate),
+            events_in: negotiated.telephone_event.map(|t| t.payload_type),
+            dtmf_queue: VecDeque::new(),
+            dtmf: None,
+            dtmf_gap_until: None,
+            dtmf_in: DtmfReceiver::new(),
+            dtmf_received: VecDeque::new(),
             encoder: kind.encoder(&opus)?,
             decoder: kind.decoder()?,
             rtp: RtpSession::new(config, now, rng),
@@ -133,20 +179,76 @@ impl MediaSession {
         self.frame_samples
     }
 
+    /// Whether a new offer/answer outcome keeps this stream: same codec, payload type, frame
+    /// length and far-end addresses, so [`update`](Self::update) can apply it in place.
+    pub fn same_stream(&self, negotiated: &Negotiated) -> bool {
+        let kind =
+            CodecKind::from_rtpmap(&negotiated.codec.name, negotiated.codec.clock_rate, negotiated.codec.channels);
+        let ptime = if negotiated.ptime == 0 { 20 } else { negotiated.ptime.clamp(10, 60) };
+        let frame_samples = (self.kind.clock_rate() as usize * ptime as usize) / 1000;
+        kind == Some(self.kind)
+            && negotiated.payload_type == self.payload_type
+            && frame_samples == self.frame_samples
+            && negotiated.remote_rtp == self.remote_rtp
+            && (negotiated.rtcp_mux || negotiated.remote_rtcp == self.remote_rtcp)
+    }
+
+    /// Applies a new offer/answer outcome of the same stream ([`same_stream`](Self::same_stream))
+    /// on the same call (a re-INVITE): its direction, and `muted` while we hold the far end.
+    pub fn update(&mut self, negotiated: &Negotiated, muted: bool) {
+        let receives = negotiated.direction.receives();
+        if receives && !self.receives {
+            self.jitter.reset();
+        }
+        self.receives = receives;
+        self.sends = negotiated.direction.sends() && !negotiated.remote_rtp.ip().is_unspecified();
+        self.muted = muted;
+        self.telephone_event = usable_events(negotiated, self.kind.clock_rate());
+        self.events_in = negotiated.telephone_event.map(|t| t.payload_type);
+    }
+
+    /// Whether the far end takes RFC 4733 telephone-events from us at our audio clock rate.
+    pub fn can_send_dtmf(&self) -> bool {
+        self.telephone_event.is_some()
+    }
+
+    /// Queues DTMF digits to send as telephone-events; digits that are not DTMF are skipped.
+    /// Nothing is sent when [`can_send_dtmf`](Self::can_send_dtmf) is false.
+    pub fn send_dtmf(&mut self, digits: &str) {
+        if self.telephone_event.is_some() {
+            self.dtmf_queue.extend(digits.chars().filter(|c| proto::codec::event_for_digit(*c).is_some()));
+        }
+    }
+
+    /// The next DTMF digit the far end sent as telephone-events, once per digit.
+    pub fn poll_dtmf(&mut self) -> Option<char> {
+        self.dtmf_received.pop_front()
+    }
+
     /// Encodes one frame of our audio into an RTP datagram in `out` and says where it goes;
-    /// `None` when the stream does not send (on hold).
+    /// `None` when the stream does not send (on hold) or nothing is due. While a DTMF digit is
+    /// being sent, its event packets go instead of the audio.
     pub fn send_frame(
         &mut self,
         pcm: &[i16],
         now: Instant,
         out: &mut Vec<u8>,
     ) -> Result<Option<SocketAddr>, CodecError> {
+        let samples = u32::try_from(pcm.len()).unwrap_or(u32::MAX);
+        out.clear();
         if !self.sends {
-            out.clear();
+            self.rtp.silence(samples);
             return Ok(None);
         }
-        let len = self.encoder.encode(pcm, &mut self.payload)?;
-        let samples = u32::try_from(pcm.len()).unwrap_or(u32::MAX);
+        if let Some(sent) = self.dtmf_tick(samples, now, out) {
+            return Ok(sent);
+        }
+        let len = if self.muted {
+            self.silence.resize(pcm.len(), 0);
+            self.encoder.encode(&self.silence, &mut self.payload)?
+        } else {
+            self.encoder.encode(pcm, &mut self.payload)?
+        };
         let payload = self.payload.get(..len).unwrap_or_default();
         match self.rtp.send(payload, samples, now, out) {
             Ok(dest) => {
@@ -160,6 +262,47 @@ impl MediaSession {
         }
     }
 
+    /// Sends the DTMF packet due in this frame period, if a digit is in progress or starts now;
+    /// `None` when audio goes as usual. The period's audio is held back and its time skipped.
+    fn dtmf_tick(&mut self, samples: u32, now: Instant, out: &mut Vec<u8>) -> Option<Option<SocketAddr>> {
+        let events = self.telephone_event?;
+        if self.dtmf.is_none() {
+            if self.dtmf_gap_until.is_some_and(|until| now < until) {
+                return None;
+            }
+            let digit = self.dtmf_queue.pop_front()?;
+            let sender = DtmfSender::new(digit, events.clock_rate, DIGIT_DURATION, now).ok()?;
+            self.dtmf = Some((sender, None));
+        }
+        let (sender, start) = self.dtmf.as_mut()?;
+        let mut dest = None;
+        if let Some(packet) = sender.poll_transmit(now) {
+            // Written as an audio packet of no duration, then given the event's payload type,
+            // marker and the timestamp of the digit's first packet (RFC 4733 §2.5.1.2).
+            match self.rtp.send(&packet.event.to_bytes(), 0, now, out) {
+                Ok(to) => {
+                    let timestamp = out.get(4..8).and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_be_bytes);
+                    let start = *start.get_or_insert(timestamp.unwrap_or_default());
+                    if let Some(byte) = out.get_mut(1) {
+                        *byte = (u8::from(packet.marker) << 7) | (events.payload_type & 0x7f);
+                    }
+                    if let Some(field) = out.get_mut(4..8) {
+                        field.copy_from_slice(&start.to_be_bytes());
+                    }
+                    self.stats.packets_sent += 1;
+                    dest = Some(to);
+                }
+                Err(e) => debug!(error = %e, "DTMF packet not written"),
+            }
+        }
+        self.rtp.silence(samples);
+        if sender.is_finished() {
+            self.dtmf = None;
+            self.dtmf_gap_until = Some(now + DIGIT_GAP);
+        }
+        Some(dest)
+    }
+
     /// Takes one datagram from the media socket (RTP or RTCP).
     pub fn handle_datagram(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) {
         match self.rtp.handle_datagram(datagram, from, now) {
@@ -167,9 +310,24 @@ impl MediaSession {
                 if new_stream {
                     self.jitter.reset();
                 }
-                if packet.header.payload_type == self.payload_type {
+                let header = packet.header;
+                if header.payload_type == self.payload_type {
                     self.stats.packets_received += 1;
-                    self.jitter.push(packet.header.sequence, packet.header.timestamp, packet.payload, now);
+                    if self.receives {
+                        self.jitter.push(header.sequence, header.timestamp, packet.payload, now);
+                    }
+                } else if self.events_in == Some(header.payload_type) {
+                    self.stats.packets_received += 1;
+                    if let Err(e) = self.dtmf_in.handle_payload(header.timestamp, packet.payload) {
+                        debug!(%from, error = %e, "telephone-event dropped");
+                    }
+                    while let Some(event) = self.dtmf_in.poll_event() {
+                        if let Some(digit) = event.digit()
+                            && self.dtmf_received.len() < MAX_DTMF_PENDING
+                        {
+                            self.dtmf_received.push_back(digit);
+                        }
+                    }
                 }
             }
             Ok(Received::Bye) => debug!(%from, "RTCP BYE from the far end"),
@@ -182,6 +340,12 @@ impl MediaSession {
     /// concealed, or silence before anything arrived.
     pub fn play_frame(&mut self, now: Instant) -> &[i16] {
         let n = self.frame_samples;
+        if !self.receives {
+            if let Some(frame) = self.played.get_mut(..n) {
+                frame.fill(0);
+            }
+            return self.played.get(..n).unwrap_or_default();
+        }
         let result = match self.jitter.pop(now) {
             Playout::Nothing => Ok(0),
             Playout::Frame(payload) => self.decoder.decode(payload, &mut self.played),
@@ -239,6 +403,12 @@ impl MediaSession {
             ..self.stats
         }
     }
+}
+
+/// The negotiated telephone-event when it runs at the audio clock, so its timestamps share the
+/// audio's (RFC 4733 §2.1); events at another rate are not sent.
+fn usable_events(negotiated: &Negotiated, clock_rate: u32) -> Option<TelephoneEvent> {
+    negotiated.telephone_event.filter(|t| t.clock_rate == clock_rate)
 }
 
 #[cfg(test)]
@@ -329,5 +499,101 @@ mod tests {
     #[test]
     fn opus_tone_crosses_between_sessions() {
         tone_crosses(Codec::opus(), 96);
+    }
+
+    #[test]
+    fn dtmf_goes_as_telephone_events_on_the_audio_ssrc_and_arrives_once_per_digit() {
+        use proto::rtp::packet::RtpPacket;
+        let mut rng = StdRng::seed_from_u64(9);
+        let (a_addr, b_addr): (SocketAddr, SocketAddr) =
+            ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
+        let events = Some(TelephoneEvent { payload_type: 101, clock_rate: 8000 });
+        let start = Instant::now();
+        let mut na = negotiated(Codec::pcmu(), 0, b_addr);
+        na.telephone_event = events;
+        let mut nb = negotiated(Codec::pcmu(), 0, a_addr);
+        nb.telephone_event = events;
+        let mut a = MediaSession::new(&na, start, &mut rng).unwrap();
+        let mut b = MediaSession::new(&nb, start, &mut rng).unwrap();
+        assert!(a.can_send_dtmf());
+        let frame = vec![0i16; a.frame_samples()];
+        let mut datagram = Vec::new();
+        let mut headers = Vec::new();
+        let mut received = String::new();
+        for i in 0..60u64 {
+            let now = start + Duration::from_millis(20 * i);
+            if i == 10 {
+                a.send_dtmf("1#");
+            }
+            if a.send_frame(&frame, now, &mut datagram).unwrap().is_some() {
+                headers.push(RtpPacket::parse(&datagram).unwrap().header);
+                b.handle_datagram(&datagram, a_addr, now);
+            }
+            b.play_frame(now);
+            received.extend(std::iter::from_fn(|| b.poll_dtmf()));
+        }
+        assert_eq!(received, "1#", "each digit reported once");
+        let audio = headers.iter().find(|h| h.payload_type == 0).unwrap();
+        let dtmf: Vec<_> = headers.iter().filter(|h| h.payload_type == 101).collect();
+        assert!(dtmf.iter().all(|h| h.ssrc == audio.ssrc), "events share the audio's SSRC");
+        let sequences: Vec<u16> = headers.iter().map(|h| h.sequence).collect();
+        assert!(sequences.windows(2).all(|w| w[1] == w[0].wrapping_add(1)), "one sequence space");
+        // Each digit starts with a marked packet, and all of a digit's packets carry its start
+        // timestamp, which lies on the audio timeline.
+        let starts: Vec<u32> = dtmf.iter().filter(|h| h.marker).map(|h| h.timestamp).collect();
+        assert_eq!(starts.len(), 2, "{dtmf:?}");
+        for h in &dtmf {
+            assert!(starts.contains(&h.timestamp), "every event packet carries its digit's start: {h:?}");
+        }
+        let before = headers.iter().take_while(|h| h.payload_type == 0).last().unwrap();
+        assert_eq!(starts[0], before.timestamp.wrapping_add(160), "the first digit replaces the next frame");
+        assert_eq!(dtmf.len(), 2 * 4, "per 100 ms digit: the start and three end packets 50 ms apart");
+    }
+
+    #[test]
+    fn a_held_stream_sends_silence_and_a_stream_that_does_not_receive_plays_silence() {
+        let mut rng = StdRng::seed_from_u64(10);
+        let (a_addr, b_addr): (SocketAddr, SocketAddr) =
+            ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
+        let start = Instant::now();
+        let mut a = MediaSession::new(&negotiated(Codec::pcmu(), 0, b_addr), start, &mut rng).unwrap();
+        let mut b = MediaSession::new(&negotiated(Codec::pcmu(), 0, a_addr), start, &mut rng).unwrap();
+        let mut tone = crate::audio::ToneGenerator::new(1000.0, 8000, 8000.0);
+        let mut frame = vec![0i16; a.frame_samples()];
+        let mut datagram = Vec::new();
+        let mut toned = [0; 3];
+        for i in 0..150u64 {
+            let now = start + Duration::from_millis(20 * i);
+            let phase = (i / 50) as usize;
+            if i == 50 {
+                let held = Negotiated { direction: Direction::SendOnly, ..negotiated(Codec::pcmu(), 0, b_addr) };
+                assert!(a.same_stream(&held), "hold changes only the direction");
+                let moved = negotiated(Codec::pcmu(), 0, "127.0.0.1:6000".parse().unwrap());
+                assert!(!a.same_stream(&moved) && !a.same_stream(&negotiated(Codec::pcma(), 8, b_addr)));
+                // A holds B: A sends (silence), B only receives.
+                a.update(&Negotiated { direction: Direction::SendOnly, ..negotiated(Codec::pcmu(), 0, b_addr) }, true);
+                b.update(&Negotiated { direction: Direction::RecvOnly, ..negotiated(Codec::pcmu(), 0, a_addr) }, false);
+            }
+            if i == 100 {
+                a.update(&negotiated(Codec::pcmu(), 0, b_addr), false);
+                b.update(&negotiated(Codec::pcmu(), 0, a_addr), false);
+            }
+            tone.fill(&mut frame);
+            assert!(a.send_frame(&frame, now, &mut datagram).unwrap().is_some(), "sendonly still sends");
+            b.handle_datagram(&datagram, a_addr, now);
+            if is_dominated_by(b.play_frame(now), 8000, 1000.0) {
+                toned[phase] += 1;
+            }
+            let sent_back = b.send_frame(&frame, now, &mut datagram).unwrap();
+            assert_eq!(sent_back.is_some(), phase != 1, "recvonly sends nothing");
+            if sent_back.is_some() {
+                a.handle_datagram(&datagram, b_addr, now);
+            }
+            if phase == 1 {
+                assert!(a.play_frame(now).iter().all(|s| *s == 0), "sendonly plays silence");
+            }
+        }
+        // What the jitter buffer held when the hold began still plays: one frame at most.
+        assert!(toned[0] >= 45 && toned[1] <= 1 && toned[2] >= 45, "{toned:?}");
     }
 }

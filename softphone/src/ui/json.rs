@@ -13,6 +13,9 @@ pub fn to_json(event: &UiEvent) -> String {
         UiEvent::Incoming { .. } => "incoming",
         UiEvent::Ringing => "ringing",
         UiEvent::Answered { .. } => "answered",
+        UiEvent::Held { .. } => "held",
+        UiEvent::Resumed { .. } => "resumed",
+        UiEvent::Dtmf { .. } => "dtmf",
         UiEvent::Stats(_) => "stats",
         UiEvent::HungUp { .. } => "hung_up",
         UiEvent::Unregistered => "unregistered",
@@ -30,6 +33,11 @@ pub fn to_json(event: &UiEvent) -> String {
         UiEvent::Answered { codec, remote_rtp } => {
             o.string("codec", codec);
             o.string("remote_rtp", remote_rtp);
+        }
+        UiEvent::Held { by } | UiEvent::Resumed { by } => o.string("by", by),
+        UiEvent::Dtmf { digit, via } => {
+            o.string("digit", digit.encode_utf8(&mut [0; 4]));
+            o.string("via", via);
         }
         UiEvent::Stats(stats) => stats_fields(&mut o, stats),
         UiEvent::HungUp { reason, status, stats } => {
@@ -123,6 +131,14 @@ mod tests {
     fn answered_names_the_codec() {
         let e = UiEvent::Answered { codec: "opus".into(), remote_rtp: "127.0.0.1:4000".into() };
         assert_eq!(to_json(&e), r#"{"event":"answered","codec":"opus","remote_rtp":"127.0.0.1:4000"}"#);
+    }
+
+    #[test]
+    fn hold_and_dtmf_events_say_who_and_how() {
+        assert_eq!(to_json(&UiEvent::Held { by: "remote".into() }), r#"{"event":"held","by":"remote"}"#);
+        assert_eq!(to_json(&UiEvent::Resumed { by: "local".into() }), r#"{"event":"resumed","by":"local"}"#);
+        let dtmf = UiEvent::Dtmf { digit: '#', via: "rtp".into() };
+        assert_eq!(to_json(&dtmf), r##"{"event":"dtmf","digit":"#","via":"rtp"}"##);
     }
 
     #[test]

@@ -40,6 +40,23 @@ pub enum UiEvent {
         /// Where our RTP goes.
         remote_rtp: String,
     },
+    /// The call went on hold.
+    Held {
+        /// Who put it on hold: `local` or `remote`.
+        by: String,
+    },
+    /// The call came off hold.
+    Resumed {
+        /// Who took it off hold: `local` or `remote`.
+        by: String,
+    },
+    /// The far end sent a DTMF digit.
+    Dtmf {
+        /// The digit.
+        digit: char,
+        /// How it came: `rtp` (RFC 4733 events) or `info` (SIP INFO).
+        via: String,
+    },
     /// Media counters, every second of a call.
     Stats(MediaStats),
     /// The call ended.

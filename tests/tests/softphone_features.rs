@@ -1,0 +1,140 @@
+//! Two softphones through our registrar on loopback exercise the mid-call features: hold and
+//! resume by re-INVITE (RFC 3264 §8.4), and DTMF as RFC 4733 telephone-events or, when those
+//! are not negotiated, as SIP INFO.
+//!
+//! B's recording starts when the call is answered, one 20 ms block per tick, so a time after
+//! the answer is a block index (50 per second).
+
+use std::path::Path;
+use std::time::Duration;
+
+use voip_tests::softphone::{Softphone, read_wav, tone_blocks};
+use voip_tests::{Registrar, RegistrarConfig, free_port, temp_dir};
+
+const DOMAIN: &str = "voip.test";
+const TONE_A: u32 = 1000;
+const TONE_B: u32 = 1500;
+
+fn args(registrar: &Registrar, user: &str, extra: &[&str]) -> Vec<String> {
+    let port = free_port().unwrap_or_else(|e| panic!("a free port: {e}"));
+    let mut args: Vec<String> = [
+        "--registrar",
+        &registrar.addr().to_string(),
+        "--domain",
+        DOMAIN,
+        "--bind",
+        &format!("127.0.0.1:{port}"),
+        "--user",
+        user,
+        "--password",
+        &format!("pw{user}"),
+        "--events",
+        "json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// A (1001) calls B (1002, auto-answer) with these extra arguments each and a tone each way;
+/// both run to completion. Returns both phones and a failure context.
+fn call(dir: &Path, a_extra: &[&str], b_extra: &[&str], a_seconds: u64) -> (Softphone, Softphone, String) {
+    let registrar = Registrar::start(RegistrarConfig::new(DOMAIN).user("1001", "pw1001").user("1002", "pw1002"))
+        .unwrap_or_else(|e| panic!("start the registrar: {e}"));
+    let tone_b = format!("tone:{TONE_B}");
+    let b_wav = dir.join("b.wav");
+    let mut b_args =
+        vec!["--auto-answer", "--audio-in", &tone_b, "--audio-out", b_wav.to_str().unwrap(), "--duration", "30"];
+    b_args.extend(b_extra);
+    let mut b = Softphone::start("b", dir, &args(&registrar, "1002", &b_args))
+        .unwrap_or_else(|e| panic!("start softphone B: {e}"));
+    b.wait_for_event("registered", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+
+    let tone_a = format!("tone:{TONE_A}");
+    let a_wav = dir.join("a.wav");
+    let duration = a_seconds.to_string();
+    let mut a_args =
+        vec!["--dial", "1002", "--audio-in", &tone_a, "--audio-out", a_wav.to_str().unwrap(), "--duration", &duration];
+    a_args.extend(a_extra);
+    let mut a = Softphone::start("a", dir, &args(&registrar, "1001", &a_args))
+        .unwrap_or_else(|e| panic!("start softphone A: {e}"));
+    let a_status = a.wait(Duration::from_secs(a_seconds + 15)).unwrap_or_else(|e| panic!("{e}"));
+    let b_status = b.wait(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    let context = format!("A:\n{}\nB:\n{}\nregistrar:\n{}", a.output(), b.output(), registrar.log_tail(20));
+    assert!(a_status.success(), "A exited with {a_status}\n{context}");
+    assert!(b_status.success(), "B exited with {b_status}\n{context}");
+    (a, b, context)
+}
+
+/// The event lines of kind `event`, in order.
+fn events_of(phone: &Softphone, event: &str) -> Vec<String> {
+    let needle = format!("\"event\":\"{event}\"");
+    phone.events().into_iter().filter(|line| line.contains(&needle)).collect()
+}
+
+/// The share of 20 ms blocks from `from` to `to` seconds after the answer that `freq` dominates.
+fn toned_share(samples: &[i16], rate: u32, freq: u32, from: f64, to: f64) -> f64 {
+    let block = (rate / 50) as usize;
+    let start = ((from * 50.0) as usize * block).min(samples.len());
+    let end = ((to * 50.0) as usize * block).min(samples.len());
+    let (toned, blocks) = tone_blocks(samples.get(start..end).unwrap_or_default(), rate, freq as f32);
+    assert!(blocks > 0, "the recording ({} samples) does not reach {to} s", samples.len());
+    toned as f64 / blocks as f64
+}
+
+#[test]
+fn hold_then_resume_silences_the_held_window_and_both_sides_report_it() {
+    let dir = temp_dir("softphone-hold-").unwrap_or_else(|e| panic!("{e}"));
+    let hold = ["--hold-at", "2", "--resume-at", "4"];
+    let (a, b, context) = call(dir.path(), &hold, &[], 6);
+
+    let expect = |phone: &Softphone, event: &str, by: &str, who: &str| {
+        let lines = events_of(phone, event);
+        assert_eq!(lines.len(), 1, "{who} reports one {event} event\n{context}");
+        assert!(lines[0].contains(&format!("\"by\":\"{by}\"")), "{who}: {}\n{context}", lines[0]);
+    };
+    expect(&a, "held", "local", "A");
+    expect(&a, "resumed", "local", "A");
+    expect(&b, "held", "remote", "B");
+    expect(&b, "resumed", "remote", "B");
+
+    let (rate, samples) = read_wav(&dir.path().join("b.wav")).unwrap_or_else(|e| panic!("B's recording: {e}"));
+    let before = toned_share(&samples, rate, TONE_A, 0.3, 1.9);
+    let held = toned_share(&samples, rate, TONE_A, 2.3, 3.9);
+    let after = toned_share(&samples, rate, TONE_A, 4.4, 5.4);
+    eprintln!("B heard A's tone in {before:.2} before, {held:.2} during, {after:.2} after the hold");
+    assert!(before >= 0.9, "A's tone before the hold: {before:.2}\n{context}");
+    assert!(held <= 0.1, "A's tone while A holds B: {held:.2}\n{context}");
+    assert!(after >= 0.9, "A's tone after the resume: {after:.2}\n{context}");
+
+    // A holds B with sendonly and B answers recvonly: B sends nothing, A plays silence.
+    let (rate, samples) = read_wav(&dir.path().join("a.wav")).unwrap_or_else(|e| panic!("A's recording: {e}"));
+    let held = toned_share(&samples, rate, TONE_B, 2.3, 3.9);
+    let after = toned_share(&samples, rate, TONE_B, 4.4, 5.4);
+    assert!(held <= 0.1, "B's tone while held: {held:.2}\n{context}");
+    assert!(after >= 0.9, "B's tone after the resume: {after:.2}\n{context}");
+}
+
+/// A sends `123#` one second after the answer; B reports exactly those digits, in order, by `via`.
+fn dtmf_arrives(extra: &[&str], via: &str) {
+    let dir = temp_dir("softphone-dtmf-").unwrap_or_else(|e| panic!("{e}"));
+    let mut a_extra = vec!["--dtmf", "123#", "--dtmf-at", "1"];
+    a_extra.extend(extra);
+    let (_a, b, context) = call(dir.path(), &a_extra, extra, 4);
+    let digits: Vec<String> = events_of(&b, "dtmf");
+    let expected: Vec<String> =
+        "123#".chars().map(|d| format!(r#"{{"event":"dtmf","digit":"{d}","via":"{via}"}}"#)).collect();
+    assert_eq!(digits, expected, "\n{context}");
+}
+
+#[test]
+fn dtmf_goes_as_rfc_4733_events_when_negotiated() {
+    dtmf_arrives(&[], "rtp");
+}
+
+#[test]
+fn dtmf_goes_as_sip_info_without_telephone_event() {
+    dtmf_arrives(&["--codecs", "pcmu", "--no-telephone-event"], "info");
+}
