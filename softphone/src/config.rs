@@ -40,6 +40,10 @@ pub struct Cli {
     /// Hang up this long after the call is answered.
     #[arg(long, value_name = "SECONDS")]
     pub hangup_after: Option<f64>,
+    /// Give up on the dialled call (CANCEL) if it is not answered this long after dialling;
+    /// the run then counts as done as asked once the far end confirms with 487.
+    #[arg(long, value_name = "SECONDS")]
+    pub cancel_after: Option<f64>,
     /// What we send: `tone:FREQ` (a sine) or a WAV file (looped); silence when left out.
     #[arg(long, value_name = "tone:FREQ|FILE.wav")]
     pub audio_in: Option<String>,
@@ -163,6 +167,8 @@ pub struct Config {
     pub duration: Option<Duration>,
     /// Hang up this long after answer.
     pub hangup_after: Option<Duration>,
+    /// CANCEL the dialled call if still unanswered this long after dialling.
+    pub cancel_after: Option<Duration>,
     /// Outgoing audio.
     pub audio_in: AudioIn,
     /// Incoming audio.
@@ -203,6 +209,7 @@ impl Config {
             auto_answer: cli.auto_answer,
             duration: seconds(cli.duration, "--duration")?,
             hangup_after: seconds(cli.hangup_after, "--hangup-after")?,
+            cancel_after: seconds(cli.cancel_after, "--cancel-after")?,
             audio_in: cli.audio_in.as_deref().map_or(Ok(AudioIn::Silence), parse_audio_in)?,
             audio_out: match cli.audio_out.as_deref() {
                 None | Some("null") => AudioOut::Null,
@@ -344,5 +351,13 @@ mod tests {
         assert_eq!(parse_target("1002").unwrap(), DialTarget::Extension("1002".into()));
         assert!(matches!(parse_target("sip:1002@127.0.0.1:5070").unwrap(), DialTarget::Uri(_)));
         assert!(parse_target("10 02").is_err());
+    }
+
+    #[test]
+    fn cancel_after_is_parsed_in_seconds() {
+        let cli = Cli::try_parse_from(["softphone", "--user", "1001", "--cancel-after", "2.5"]).unwrap();
+        assert_eq!(Config::from_cli(cli).unwrap().cancel_after, Some(Duration::from_millis(2500)));
+        let cli = Cli::try_parse_from(["softphone", "--user", "1001", "--cancel-after=-1"]).unwrap();
+        assert!(matches!(Config::from_cli(cli), Err(ConfigError::BadSeconds("--cancel-after"))));
     }
 }

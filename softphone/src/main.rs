@@ -8,7 +8,8 @@
 //! them to sockets and a 20 ms clock.
 //!
 //! Exit status: 0 when the scripted call happened as asked (a dialled or auto-answered call was
-//! connected and ended normally; with neither, the registration succeeded), 1 when the call
+//! connected and ended normally, or `--cancel-after` cancelled the unanswered call and the far
+//! end answered 487; with neither, the registration succeeded), 1 when the call
 //! failed or never came, 2 for a bad command line, 3 when registration failed.
 
 mod agent;

@@ -1,6 +1,6 @@
 //! The tokio shell: the SIP transports, the RTP/RTCP socket pair and a paced 20 ms clock around
 //! the sans-IO [`UserAgent`] and [`MediaSession`]. It decides nothing about SIP or RTP; it runs
-//! the script (`--dial`, `--auto-answer`, `--duration`, `--hangup-after`, `--hold-at`,
+//! the script (`--dial`, `--auto-answer`, `--duration`, `--hangup-after`, `--cancel-after`, `--hold-at`,
 //! `--resume-at`, `--dtmf` at `--dtmf-at`) and shows events.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
@@ -39,15 +39,18 @@ pub struct Outcome {
     registered: bool,
     /// A call was connected and ended normally.
     call_completed: bool,
+    /// `--cancel-after` gave up on the dialled call and the far end confirmed it (487).
+    cancelled_as_asked: bool,
 }
 
 impl Outcome {
-    /// 0 when the script happened as asked, 1 when the call did not, 3 when registration failed.
+    /// 0 when the script happened as asked (a call completed, or cancelled by `--cancel-after`),
+    /// 1 when the call did not, 3 when registration failed.
     pub fn exit_code(&self) -> u8 {
         if self.registration_failed {
             3
         } else if self.dialled || self.auto_answer {
-            if self.call_completed { 0 } else { 1 }
+            if self.call_completed || self.cancelled_as_asked { 0 } else { 1 }
         } else if self.registered {
             0
         } else {
@@ -127,6 +130,9 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
         agent.dial(target, start)?;
         dial_pending = false;
     }
+    // When `--cancel-after` gives up on the unanswered call, and whether it has.
+    let mut cancel_at = if dial_pending { None } else { config.cancel_after.and_then(|d| start.checked_add(d)) };
+    let mut cancel_sent = false;
     let mut end_at = config.duration.and_then(|d| start.checked_add(d));
     let mut hangup_at: Option<Instant> = None;
     let mut script = Script::default();
@@ -148,9 +154,12 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                     ui.show(&UiEvent::Registered { aor: agent.aor().to_string(), expires });
                     if dial_pending && let Some(target) = &dial_target {
                         dial_pending = false;
-                        if let Err(e) = agent.dial(target, now) {
-                            warn!(error = %e, "cannot dial");
-                            shutdown_at.get_or_insert_with(|| begin_shutdown(&mut agent, now));
+                        match agent.dial(target, now) {
+                            Ok(()) => cancel_at = config.cancel_after.and_then(|d| now.checked_add(d)),
+                            Err(e) => {
+                                warn!(error = %e, "cannot dial");
+                                shutdown_at.get_or_insert_with(|| begin_shutdown(&mut agent, now));
+                            }
                         }
                     }
                 }
@@ -169,6 +178,7 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                             remote_rtp: negotiated.remote_rtp.to_string(),
                         });
                         media = Some(m);
+                        cancel_at = None;
                         hangup_at = config.hangup_after.and_then(|d| now.checked_add(d));
                         script = Script::after_answer(&config, now);
                     }
@@ -193,6 +203,8 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                         None => None,
                     };
                     outcome.call_completed |= stats.is_some() && reason.is_normal();
+                    outcome.cancelled_as_asked |= cancel_sent && reason == HangupReason::Cancelled;
+                    cancel_at = None;
                     show_hangup(&ui, &reason, stats);
                     if outcome.dialled || outcome.auto_answer {
                         shutdown_at.get_or_insert_with(|| begin_shutdown(&mut agent, now));
@@ -215,6 +227,7 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
             agent.poll_timeout(),
             end_at,
             hangup_at,
+            cancel_at,
             script.next(),
             media.as_ref().and_then(|m| m.session.poll_timeout()),
         ]
@@ -275,6 +288,10 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                 if hangup_at.is_some_and(|at| at <= now) {
                     hangup_at = None;
                     let _ = agent.hangup(now);
+                }
+                if cancel_at.is_some_and(|at| at <= now) {
+                    cancel_at = None;
+                    cancel_sent = agent.hangup(now).is_ok();
                 }
                 if end_at.is_some_and(|at| at <= now) {
                     end_at = None;
@@ -465,4 +482,19 @@ fn bind_rtp_pair(ip: IpAddr) -> anyhow::Result<(UdpSocket, UdpSocket)> {
         return Ok((UdpSocket::from_std(rtp)?, UdpSocket::from_std(rtcp)?));
     }
     anyhow::bail!("no free UDP port pair for RTP on {ip}: free some ports or check the address")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_cancelled_by_cancel_after_exits_zero_but_an_unanswered_one_exits_one() {
+        let dialled = Outcome { dialled: true, registered: true, ..Outcome::default() };
+        assert_eq!(dialled.exit_code(), 1, "a dialled call that never connected failed");
+        let cancelled = Outcome { cancelled_as_asked: true, ..dialled.clone() };
+        assert_eq!(cancelled.exit_code(), 0, "--cancel-after did what it was asked");
+        let refused = Outcome { registration_failed: true, ..cancelled };
+        assert_eq!(refused.exit_code(), 3);
+    }
 }
