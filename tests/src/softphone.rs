@@ -31,6 +31,32 @@ pub fn softphone_exe() -> Result<PathBuf> {
     .map_err(|message| HarnessError::io("build the softphone", std::io::Error::other(message)))
 }
 
+/// The command line of a scripted softphone registering `user` (password `pw<user>`) with the
+/// registrar at `registrar` in `domain`, on a free loopback SIP port, printing JSON events, with
+/// `extra` arguments after.
+pub fn phone_args(registrar: std::net::SocketAddr, domain: &str, user: &str, extra: &[&str]) -> Result<Vec<String>> {
+    let port = crate::free_port()?;
+    let mut args: Vec<String> = [
+        "--registrar",
+        &registrar.to_string(),
+        "--domain",
+        domain,
+        "--bind",
+        &format!("127.0.0.1:{port}"),
+        "--user",
+        user,
+        "--password",
+        &format!("pw{user}"),
+        "--events",
+        "json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Ok(args)
+}
+
 /// A running softphone whose stdout (the `--events json` lines) and stderr go to files in
 /// `dir`. Dropping it stops the process.
 #[derive(Debug)]

@@ -19,26 +19,8 @@ const TONE_A: u32 = 1000;
 const TONE_B: u32 = 1500;
 
 fn args(registrar: &Registrar, user: &str, extra: &[&str]) -> Vec<String> {
-    let port = free_port().unwrap_or_else(|e| panic!("a free port: {e}"));
-    let mut args: Vec<String> = [
-        "--registrar",
-        &registrar.addr().to_string(),
-        "--domain",
-        DOMAIN,
-        "--bind",
-        &format!("127.0.0.1:{port}"),
-        "--user",
-        user,
-        "--password",
-        &format!("pw{user}"),
-        "--events",
-        "json",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
+    voip_tests::softphone::phone_args(registrar.addr(), DOMAIN, user, extra)
+        .unwrap_or_else(|e| panic!("softphone arguments: {e}"))
 }
 
 /// The recording at `path` holds `freq` in ≥ 90% of its blocks and lasts most of the call.

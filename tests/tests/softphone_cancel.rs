@@ -5,31 +5,13 @@
 use std::time::Duration;
 
 use voip_tests::softphone::Softphone;
-use voip_tests::{Registrar, RegistrarConfig, free_port, temp_dir};
+use voip_tests::{Registrar, RegistrarConfig, temp_dir};
 
 const DOMAIN: &str = "voip.test";
 
 fn args(registrar: &Registrar, user: &str, extra: &[&str]) -> Vec<String> {
-    let port = free_port().unwrap_or_else(|e| panic!("a free port: {e}"));
-    let mut args: Vec<String> = [
-        "--registrar",
-        &registrar.addr().to_string(),
-        "--domain",
-        DOMAIN,
-        "--bind",
-        &format!("127.0.0.1:{port}"),
-        "--user",
-        user,
-        "--password",
-        &format!("pw{user}"),
-        "--events",
-        "json",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
+    voip_tests::softphone::phone_args(registrar.addr(), DOMAIN, user, extra)
+        .unwrap_or_else(|e| panic!("softphone arguments: {e}"))
 }
 
 /// The event lines of kind `event`, in order.

@@ -47,7 +47,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use voip_tests::softphone::{Softphone, read_wav, tone_blocks};
-use voip_tests::{Registrar, RegistrarConfig, free_port, temp_dir};
+use voip_tests::{Registrar, RegistrarConfig, temp_dir};
 
 const DOMAIN: &str = "voip.test";
 /// How long the call lasts (`--hangup-after` on the caller).
@@ -418,26 +418,8 @@ fn number(line: &str, name: &str) -> Option<f64> {
 }
 
 fn args(registrar: SocketAddr, user: &str, extra: &[&str]) -> Vec<String> {
-    let port = free_port().unwrap_or_else(|e| panic!("a free port: {e}"));
-    let mut args: Vec<String> = [
-        "--registrar",
-        &registrar.to_string(),
-        "--domain",
-        DOMAIN,
-        "--bind",
-        &format!("127.0.0.1:{port}"),
-        "--user",
-        user,
-        "--password",
-        &format!("pw{user}"),
-        "--events",
-        "json",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
+    voip_tests::softphone::phone_args(registrar, DOMAIN, user, extra)
+        .unwrap_or_else(|e| panic!("softphone arguments: {e}"))
 }
 
 /// The recording at `path` lasts most of the call and holds `freq` in ≥ 90% of its blocks.
