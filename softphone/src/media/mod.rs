@@ -89,6 +89,8 @@ pub struct MediaSession {
     sends: bool,
     receives: bool,
     muted: bool,
+    /// The user muted us: silence goes instead of our audio, hold or not.
+    mic_muted: bool,
     silence: Vec<i16>,
     telephone_event: Option<TelephoneEvent>,
     /// The payload type of telephone-events we take, at whatever rate.
@@ -145,6 +147,7 @@ impl MediaSession {
             sends: negotiated.direction.sends() && !negotiated.remote_rtp.ip().is_unspecified(),
             receives: negotiated.direction.receives(),
             muted: false,
+            mic_muted: false,
             silence: Vec::new(),
             telephone_event: usable_events(negotiated, clock_rate),
             events_in: negotiated.telephone_event.map(|t| t.payload_type),
@@ -207,6 +210,12 @@ impl MediaSession {
         self.events_in = negotiated.telephone_event.map(|t| t.payload_type);
     }
 
+    /// Mutes or unmutes our audio: while muted, each frame sent is silence (the stream and its
+    /// timing go on, so the far end's jitter buffer and RTCP see no gap).
+    pub fn set_muted(&mut self, muted: bool) {
+        self.mic_muted = muted;
+    }
+
     /// Whether the far end takes RFC 4733 telephone-events from us at our audio clock rate.
     pub fn can_send_dtmf(&self) -> bool {
         self.telephone_event.is_some()
@@ -243,7 +252,7 @@ impl MediaSession {
         if let Some(sent) = self.dtmf_tick(samples, now, out) {
             return Ok(sent);
         }
-        let len = if self.muted {
+        let len = if self.muted || self.mic_muted {
             self.silence.resize(pcm.len(), 0);
             self.encoder.encode(&self.silence, &mut self.payload)?
         } else {
@@ -489,6 +498,37 @@ mod tests {
         let stats = b.stats();
         assert_eq!(stats.fec_recovered, 1, "{stats:?}");
         assert!(toned >= 45, "only {toned} of 50 frames carried the tone");
+    }
+
+    #[test]
+    fn a_muted_session_keeps_sending_but_silence_until_unmuted() {
+        let mut rng = StdRng::seed_from_u64(10);
+        let (a_addr, b_addr): (SocketAddr, SocketAddr) =
+            ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
+        let start = Instant::now();
+        let mut a = MediaSession::new(&negotiated(Codec::pcmu(), 0, b_addr), start, &mut rng).unwrap();
+        let mut b = MediaSession::new(&negotiated(Codec::pcmu(), 0, a_addr), start, &mut rng).unwrap();
+        let mut tone = crate::audio::ToneGenerator::new(1000.0, 8000, 8000.0);
+        let mut frame = vec![0i16; a.frame_samples()];
+        let mut datagram = Vec::new();
+        let (mut toned_muted, mut toned_unmuted) = (0, 0);
+        for i in 0..60u64 {
+            let now = start + Duration::from_millis(20 * i);
+            a.set_muted((10..30).contains(&i));
+            tone.fill(&mut frame);
+            assert!(a.send_frame(&frame, now, &mut datagram).unwrap().is_some(), "a packet every frame");
+            b.handle_datagram(&datagram, a_addr, now);
+            let toned = is_dominated_by(b.play_frame(now), 8000, 1000.0);
+            // The jitter buffer delays playout by a few frames.
+            match i {
+                16..30 => toned_muted += usize::from(toned),
+                36..60 => toned_unmuted += usize::from(toned),
+                _ => {}
+            }
+        }
+        assert_eq!(toned_muted, 0, "no tone while muted");
+        assert!(toned_unmuted >= 20, "the tone is back after unmuting: {toned_unmuted} of 24 frames");
+        assert_eq!(a.stats().packets_sent, 60);
     }
 
     #[test]
