@@ -74,6 +74,10 @@ pub struct Cli {
     /// Log every SIP message sent and received on stderr.
     #[arg(long)]
     pub sip_trace: bool,
+    /// The interactive terminal UI; the default when stdout is a terminal and neither --dial,
+    /// --auto-answer nor --events json is given.
+    #[arg(long)]
+    pub tui: bool,
 }
 
 /// What was wrong with the command line.
@@ -189,6 +193,8 @@ pub struct Config {
     pub telephone_event: bool,
     /// Log every SIP message.
     pub sip_trace: bool,
+    /// `--tui` was given.
+    pub tui: bool,
 }
 
 impl Config {
@@ -227,7 +233,14 @@ impl Config {
             dtmf_at: seconds(cli.dtmf_at, "--dtmf-at")?.unwrap_or_default(),
             telephone_event: !cli.no_telephone_event,
             sip_trace: cli.sip_trace,
+            tui: cli.tui,
         })
+    }
+
+    /// Whether to run the interactive terminal UI: asked for, or stdout is a terminal and
+    /// nothing scripted was asked for.
+    pub fn interactive(&self, stdout_is_terminal: bool) -> bool {
+        self.tui || (stdout_is_terminal && self.dial.is_none() && !self.auto_answer && !self.json_events)
     }
 }
 
@@ -351,6 +364,20 @@ mod tests {
         assert_eq!(parse_target("1002").unwrap(), DialTarget::Extension("1002".into()));
         assert!(matches!(parse_target("sip:1002@127.0.0.1:5070").unwrap(), DialTarget::Uri(_)));
         assert!(parse_target("10 02").is_err());
+    }
+
+    #[test]
+    fn interactive_on_a_terminal_unless_a_script_is_given_or_always_with_tui() {
+        let config = |args: &[&str]| {
+            let cli = Cli::try_parse_from(["softphone", "--user", "1001"].iter().chain(args)).unwrap();
+            Config::from_cli(cli).unwrap()
+        };
+        assert!(config(&[]).interactive(true));
+        assert!(!config(&[]).interactive(false), "not when stdout is a pipe or a file");
+        assert!(!config(&["--dial", "sip:1002@127.0.0.1"]).interactive(true));
+        assert!(!config(&["--auto-answer"]).interactive(true));
+        assert!(!config(&["--events", "json"]).interactive(true));
+        assert!(config(&["--tui"]).interactive(false));
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The tokio shell: the SIP transports, the RTP/RTCP socket pair and a paced 20 ms clock around
-//! the sans-IO [`UserAgent`] and [`MediaSession`]. It decides nothing about SIP or RTP; it runs
-//! the script (`--dial`, `--auto-answer`, `--duration`, `--hangup-after`, `--cancel-after`, `--hold-at`,
-//! `--resume-at`, `--dtmf` at `--dtmf-at`) and shows events.
+//! the sans-IO [`UserAgent`] and [`MediaSession`]. It decides nothing about SIP or RTP. One loop
+//! serves both modes: [`Command`]s come from the script's timers (`--dial`, `--duration`,
+//! `--hangup-after`, `--cancel-after`, `--hold-at`, `--resume-at`, `--dtmf` at `--dtmf-at`) or
+//! from the keys typed on the interactive screen, and [`execute`] carries them out alike.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::time::{Duration, Instant};
 
@@ -13,14 +15,17 @@ use proto::sdp::{Codec, LocalMedia};
 use proto::sip::{Host, Transport, Uri};
 use proto::transaction::{Target, TimerConfig};
 use rand::Rng;
+use ratatui::crossterm::event::KeyEvent;
 use tokio::net::UdpSocket;
 use tokio::time::{Interval, MissedTickBehavior};
 use tracing::{info, warn};
 
-use crate::agent::{Event, HangupReason, Settings, UserAgent};
+use crate::agent::{CommandError, Event, HangupReason, Settings, UserAgent};
 use crate::audio::{Sink, Source};
 use crate::config::{Config, DialTarget};
 use crate::media::MediaSession;
+use crate::ui::tui::command::MuteChange;
+use crate::ui::tui::{Command, Tui, TuiState, read_keys};
 use crate::ui::{Ui, UiEvent};
 
 /// How long the way out may take: hanging up and unregistering.
@@ -29,6 +34,8 @@ const SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
 const REGISTER_EXPIRES: u32 = 300;
 /// Tries at finding a free even/odd port pair for RTP and RTCP.
 const RTP_PORT_ATTEMPTS: usize = 64;
+/// How often the interactive screen is redrawn (call time, meters, blinking).
+const REDRAW: Duration = Duration::from_millis(200);
 
 /// How the run went, for the exit status.
 #[derive(Debug, Default, Clone)]
@@ -66,10 +73,13 @@ struct ActiveMedia {
     sink: Sink,
     frame: Vec<i16>,
     tick: Interval,
+    /// The user muted our audio.
+    muted: bool,
 }
 
-/// Runs the phone until the script is done or it is interrupted.
-pub async fn run(config: Config) -> anyhow::Result<Outcome> {
+/// Runs the phone until the script is done, the user quits, or it is interrupted. With
+/// `screen`, the interactive screen takes over the terminal and shows the log lines sent there.
+pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String>>) -> anyhow::Result<Outcome> {
     let registrar = match &config.registrar {
         Some(hp) => Some(
             tokio::net::lookup_host((hp.host.as_str(), hp.port))
@@ -114,24 +124,30 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
         timers: TimerConfig::default(),
     };
     let mut agent = UserAgent::new(settings, rand::random());
-    let ui = Ui::new(config.json_events);
-    let mut outcome = Outcome { dialled: config.dial.is_some(), auto_answer: config.auto_answer, ..Outcome::default() };
-    let dial_target = config.dial.as_ref().map(|t| match t {
-        DialTarget::Extension(ext) => Uri::sip(Some(ext), Host::Domain(agent.aor().host.to_string()), None),
-        DialTarget::Uri(uri) => uri.clone(),
-    });
-
     let start = Instant::now();
+    let (mut ui, mut keys) = match screen {
+        Some(log_lines) => {
+            let registrar = config.registrar.as_ref().map(|r| format!("{}:{}", r.host, r.port));
+            let state = TuiState::new(agent.aor().to_string(), registrar, start);
+            let tui = Tui::start(state, Some(log_lines)).context("cannot take over the terminal")?;
+            (Ui::interactive(tui), Some(read_keys()))
+        }
+        None => (Ui::new(config.json_events), None),
+    };
+    let interactive = ui.is_interactive();
+    let mut outcome = Outcome { dialled: config.dial.is_some(), auto_answer: config.auto_answer, ..Outcome::default() };
+
     let mut rng = rand::rng();
-    let mut dial_pending = dial_target.is_some();
+    // What to do next, from the script or the keyboard.
+    let mut commands = VecDeque::new();
+    let mut dial_pending = config.dial.clone();
     if registrar.is_some() {
         agent.register(start)?;
-    } else if let Some(target) = &dial_target {
-        agent.dial(target, start)?;
-        dial_pending = false;
+    } else if let Some(target) = dial_pending.take() {
+        commands.push_back(Command::Dial(target));
     }
     // When `--cancel-after` gives up on the unanswered call, and whether it has.
-    let mut cancel_at = if dial_pending { None } else { config.cancel_after.and_then(|d| start.checked_add(d)) };
+    let mut cancel_at = None;
     let mut cancel_sent = false;
     let mut end_at = config.duration.and_then(|d| start.checked_add(d));
     let mut hangup_at: Option<Instant> = None;
@@ -144,29 +160,43 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
     let mut out = Vec::with_capacity(1500);
     let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut redraw = tokio::time::interval(REDRAW);
 
     loop {
         let now = Instant::now();
+        while let Some(command) = commands.pop_front() {
+            if command == Command::Quit {
+                shutdown_at.get_or_insert_with(|| begin_shutdown(&mut agent, now));
+                continue;
+            }
+            match execute(&command, &config, &mut agent, media.as_mut(), &mut ui, now) {
+                Ok(()) if matches!(command, Command::Dial(_)) => {
+                    cancel_at = config.cancel_after.and_then(|d| now.checked_add(d));
+                }
+                Ok(()) => {}
+                Err(why) => {
+                    ui.refused(&command, &why);
+                    if !interactive && matches!(command, Command::Dial(_)) {
+                        shutdown_at.get_or_insert_with(|| begin_shutdown(&mut agent, now));
+                    }
+                }
+            }
+        }
         while let Some(event) = agent.poll_event() {
             match event {
                 Event::Registered { expires } => {
                     outcome.registered = true;
                     ui.show(&UiEvent::Registered { aor: agent.aor().to_string(), expires });
-                    if dial_pending && let Some(target) = &dial_target {
-                        dial_pending = false;
-                        match agent.dial(target, now) {
-                            Ok(()) => cancel_at = config.cancel_after.and_then(|d| now.checked_add(d)),
-                            Err(e) => {
-                                warn!(error = %e, "cannot dial");
-                                shutdown_at.get_or_insert_with(|| begin_shutdown(&mut agent, now));
-                            }
-                        }
+                    if let Some(target) = dial_pending.take() {
+                        commands.push_back(Command::Dial(target));
                     }
                 }
                 Event::RegistrationFailed { status, reason } => {
                     outcome.registration_failed = true;
                     ui.show(&UiEvent::RegistrationFailed { status, reason });
-                    shutdown_at.get_or_insert_with(|| begin_shutdown(&mut agent, now));
+                    if !interactive {
+                        shutdown_at.get_or_insert_with(|| begin_shutdown(&mut agent, now));
+                    }
                 }
                 Event::Unregistered => ui.show(&UiEvent::Unregistered),
                 Event::Incoming { from } => ui.show(&UiEvent::Incoming { from }),
@@ -205,12 +235,15 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                     outcome.call_completed |= stats.is_some() && reason.is_normal();
                     outcome.cancelled_as_asked |= cancel_sent && reason == HangupReason::Cancelled;
                     cancel_at = None;
-                    show_hangup(&ui, &reason, stats);
-                    if outcome.dialled || outcome.auto_answer {
+                    show_hangup(&mut ui, &reason, stats);
+                    if !interactive && (outcome.dialled || outcome.auto_answer) {
                         shutdown_at.get_or_insert_with(|| begin_shutdown(&mut agent, now));
                     }
                 }
             }
+        }
+        if !commands.is_empty() {
+            continue;
         }
         while let Some(t) = agent.poll_transmit() {
             if config.sip_trace {
@@ -262,6 +295,7 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                         Err(e) => warn!(error = %e, "frame not encoded"),
                     }
                     let played = m.session.play_frame(now);
+                    ui.on_audio(&m.frame, played);
                     if let Err(e) = m.sink.write(played) {
                         warn!(error = %e, "audio output failed; recording stops");
                         m.sink = Sink::Null;
@@ -284,20 +318,26 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                 {
                     let _ = rtcp.send_to(&out, dest).await;
                 }
-                script.run(&config, &mut agent, media.as_mut().map(|m| &mut m.session), now);
-                if hangup_at.is_some_and(|at| at <= now) {
-                    hangup_at = None;
-                    let _ = agent.hangup(now);
+                script.due(&config, now, &mut commands);
+                if hangup_at.take_if(|at| *at <= now).is_some() {
+                    commands.push_back(Command::Hangup);
                 }
-                if cancel_at.is_some_and(|at| at <= now) {
-                    cancel_at = None;
-                    cancel_sent = agent.hangup(now).is_ok();
+                if cancel_at.take_if(|at| *at <= now).is_some() {
+                    cancel_sent = true;
+                    commands.push_back(Command::Hangup);
                 }
-                if end_at.is_some_and(|at| at <= now) {
-                    end_at = None;
-                    shutdown_at.get_or_insert_with(|| begin_shutdown(&mut agent, now));
+                if end_at.take_if(|at| *at <= now).is_some() {
+                    commands.push_back(Command::Quit);
                 }
             }
+            key = next_key(&mut keys) => match key {
+                Some(key) => {
+                    commands.extend(ui.on_key(key));
+                    ui.draw();
+                }
+                None => keys = None,
+            },
+            _ = redraw.tick(), if interactive => ui.draw(),
             _ = &mut interrupt, if shutdown_at.is_none() => {
                 info!("interrupted; hanging up");
                 shutdown_at = Some(begin_shutdown(&mut agent, Instant::now()));
@@ -310,7 +350,7 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
     }
     if let Some(m) = media.take() {
         let stats = stop_media(m, Instant::now(), &rtcp, &mut out).await;
-        show_hangup(&ui, &HangupReason::Local, Some(stats));
+        show_hangup(&mut ui, &HangupReason::Local, Some(stats));
     }
     // Give the last datagrams (ACK, 200 to BYE) a moment to leave before the sockets close.
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -339,34 +379,71 @@ impl Script {
         [self.hold_at, self.resume_at, self.dtmf_at].into_iter().flatten().min()
     }
 
-    /// Does what is due at `now`: hold, resume, DTMF (as RTP events when the far end takes
-    /// them, else by SIP INFO).
-    fn run(&mut self, config: &Config, agent: &mut UserAgent, media: Option<&mut MediaSession>, now: Instant) {
+    /// Queues what is due at `now`: hold, resume, DTMF.
+    fn due(&mut self, config: &Config, now: Instant, commands: &mut VecDeque<Command>) {
         let due = |at: &mut Option<Instant>| at.take_if(|at| *at <= now).is_some();
-        if due(&mut self.hold_at)
-            && let Err(e) = agent.hold(now)
-        {
-            warn!(error = %e, "cannot hold");
+        if due(&mut self.hold_at) {
+            commands.push_back(Command::Hold);
         }
-        if due(&mut self.resume_at)
-            && let Err(e) = agent.resume(now)
-        {
-            warn!(error = %e, "cannot resume");
+        if due(&mut self.resume_at) {
+            commands.push_back(Command::Resume);
         }
         if due(&mut self.dtmf_at) {
-            match media {
-                Some(m) if m.can_send_dtmf() => m.send_dtmf(&config.dtmf),
-                _ => {
-                    if let Err(e) = agent.send_dtmf_info(&config.dtmf, now) {
-                        warn!(error = %e, "cannot send DTMF");
-                    }
-                }
-            }
+            commands.push_back(Command::Dtmf(config.dtmf.clone()));
         }
     }
 }
 
-fn show_hangup(ui: &Ui, reason: &HangupReason, stats: Option<crate::media::MediaStats>) {
+/// Carries out one command, from the script or the keyboard; [`Command::Quit`] is the loop's.
+/// The error says why it could not be done.
+fn execute(
+    command: &Command,
+    config: &Config,
+    agent: &mut UserAgent,
+    media: Option<&mut ActiveMedia>,
+    ui: &mut Ui,
+    now: Instant,
+) -> Result<(), String> {
+    let refused = |e: CommandError| e.to_string();
+    match command {
+        Command::Dial(target) => {
+            let uri = match target {
+                DialTarget::Extension(ext) if config.registrar.is_none() => {
+                    return Err(format!("extension {ext} needs a registrar (--registrar): dial a sip: URI instead"));
+                }
+                DialTarget::Extension(ext) => Uri::sip(Some(ext), Host::Domain(agent.aor().host.to_string()), None),
+                DialTarget::Uri(uri) => uri.clone(),
+            };
+            agent.dial(&uri, now).map_err(refused)?;
+            ui.show(&UiEvent::Dialling { target: uri.to_string() });
+        }
+        Command::Answer => agent.answer(now).map_err(refused)?,
+        Command::Reject => agent.reject(now).map_err(refused)?,
+        Command::Hangup => agent.hangup(now).map_err(refused)?,
+        Command::Hold => agent.hold(now).map_err(refused)?,
+        Command::Resume => agent.resume(now).map_err(refused)?,
+        Command::Mute(change) => {
+            let m = media.ok_or("there is no connected call to mute")?;
+            m.muted = match change {
+                MuteChange::On => true,
+                MuteChange::Off => false,
+                MuteChange::Toggle => !m.muted,
+            };
+            m.session.set_muted(m.muted);
+            ui.show(&UiEvent::Muted { muted: m.muted });
+        }
+        // As RTP events when the far end takes them, else by SIP INFO.
+        Command::Dtmf(digits) => match media {
+            Some(m) if m.session.can_send_dtmf() => m.session.send_dtmf(digits),
+            _ => agent.send_dtmf_info(digits, now).map_err(refused)?,
+        },
+        Command::Transfer(_) => return Err("transfer is not available in this build".to_owned()),
+        Command::Help | Command::Quit => {}
+    }
+    Ok(())
+}
+
+fn show_hangup(ui: &mut Ui, reason: &HangupReason, stats: Option<crate::media::MediaStats>) {
     ui.show(&UiEvent::HungUp { reason: reason.as_str().to_owned(), status: reason.status(), stats });
 }
 
@@ -390,7 +467,7 @@ fn start_media<R: rand::RngCore>(
     let frame_ms = (session.frame_samples() as u64 * 1000) / u64::from(rate.max(1));
     let mut tick = tokio::time::interval(Duration::from_millis(frame_ms.max(1)));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
-    Ok(ActiveMedia { frame: vec![0; session.frame_samples()], session, source, sink, tick })
+    Ok(ActiveMedia { frame: vec![0; session.frame_samples()], session, source, sink, tick, muted: false })
 }
 
 /// Applies a re-INVITE's outcome: in place when the stream stays the same, else on a new RTP
@@ -411,6 +488,7 @@ fn restart_or_update<R: rand::RngCore>(
                 && session.frame_samples() == m.session.frame_samples() =>
         {
             session.update(negotiated, muted);
+            session.set_muted(m.muted);
             m.session = session;
         }
         Ok(_) => {
@@ -440,6 +518,15 @@ async fn frame_tick(media: &mut Option<ActiveMedia>) {
         Some(m) => {
             m.tick.tick().await;
         }
+        None => std::future::pending().await,
+    }
+}
+
+/// The next key pressed on the interactive screen; never without one. `None` once the
+/// terminal's input is gone.
+async fn next_key(keys: &mut Option<tokio::sync::mpsc::UnboundedReceiver<KeyEvent>>) -> Option<KeyEvent> {
+    match keys {
+        Some(keys) => keys.recv().await,
         None => std::future::pending().await,
     }
 }
