@@ -48,14 +48,18 @@ pub struct Outcome {
     call_completed: bool,
     /// `--cancel-after` gave up on the dialled call and the far end confirmed it (487).
     cancelled_as_asked: bool,
+    /// The person at the screen ran the phone: leaving it is success.
+    interactive: bool,
 }
 
 impl Outcome {
-    /// 0 when the script happened as asked (a call completed, or cancelled by `--cancel-after`),
-    /// 1 when the call did not, 3 when registration failed.
+    /// 0 when the script happened as asked (a call completed, or cancelled by `--cancel-after`)
+    /// or the interactive phone was left, 1 when the call did not, 3 when registration failed.
     pub fn exit_code(&self) -> u8 {
         if self.registration_failed {
             3
+        } else if self.interactive {
+            0
         } else if self.dialled || self.auto_answer {
             if self.call_completed || self.cancelled_as_asked { 0 } else { 1 }
         } else if self.registered {
@@ -135,7 +139,8 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
         None => (Ui::new(config.json_events), None),
     };
     let interactive = ui.is_interactive();
-    let mut outcome = Outcome { dialled: config.dial.is_some(), auto_answer: config.auto_answer, ..Outcome::default() };
+    let mut outcome =
+        Outcome { dialled: config.dial.is_some(), auto_answer: config.auto_answer, interactive, ..Outcome::default() };
 
     let mut rng = rand::rng();
     // What to do next, from the script or the keyboard.
@@ -583,5 +588,12 @@ mod tests {
         assert_eq!(cancelled.exit_code(), 0, "--cancel-after did what it was asked");
         let refused = Outcome { registration_failed: true, ..cancelled };
         assert_eq!(refused.exit_code(), 3);
+    }
+
+    #[test]
+    fn leaving_the_interactive_phone_exits_zero_unless_registration_failed() {
+        let left = Outcome { interactive: true, ..Outcome::default() };
+        assert_eq!(left.exit_code(), 0, "no registrar, no call: the person simply quit");
+        assert_eq!(Outcome { registration_failed: true, ..left }.exit_code(), 3);
     }
 }

@@ -14,6 +14,9 @@ pub enum Peer {
     Sipp,
     /// The Kamailio SIP server (`kamailio`, package `kamailio`).
     Kamailio,
+    /// The tmux terminal multiplexer (`tmux`, package `tmux`): a pseudo-terminal to drive the
+    /// interactive softphone through.
+    Tmux,
 }
 
 impl Peer {
@@ -22,6 +25,7 @@ impl Peer {
         match self {
             Peer::Sipp => "sipp",
             Peer::Kamailio => "kamailio",
+            Peer::Tmux => "tmux",
         }
     }
 
@@ -30,6 +34,7 @@ impl Peer {
         match self {
             Peer::Sipp => "sip-tester",
             Peer::Kamailio => "kamailio",
+            Peer::Tmux => "tmux",
         }
     }
 
