@@ -272,6 +272,16 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_from_the_network_never_reach_the_terminal() {
+        let t0 = Instant::now();
+        let mut s = TuiState::new("sip:1001@voip.test".into(), None, t0);
+        s.on_event(&UiEvent::Incoming { from: "\x1b[2J\x07<sip:evil@x>\r\n".into() }, t0);
+        let text = screen(&s, t0);
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+        assert!(text.contains("[2J<sip:evil@x>"), "the printable rest is shown: {text}");
+    }
+
+    #[test]
     fn the_open_command_line_shows_what_is_typed() {
         let t0 = Instant::now();
         let mut s = TuiState::new("sip:1001@voip.test".into(), None, t0);
