@@ -172,7 +172,7 @@ fn a_person_dials_sees_the_call_connected_mutes_hangs_up_and_quits() {
     let screen = a.wait_for("the input level", |s| s.lines().any(|l| l.contains("│in ") && l.contains("dBFS")));
     assert!(screen.lines().any(|l| l.contains("│out ") && l.contains("silent")), "{}", context(&a, &b));
     let screen = a.wait_for("the media counters", |s| s.contains("jitter ") && s.contains(" sent, "));
-    assert!(screen.contains("loss     0 (0.0 %)"), "no loss on loopback\n{}", context(&a, &b));
+    assert!(screen.contains("loss      0 (0.0 %)"), "no loss on loopback\n{}", context(&a, &b));
 
     // m mutes: the screen says so, and B hears silence until m again.
     std::thread::sleep(Duration::from_millis(1500));

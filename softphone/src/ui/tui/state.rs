@@ -343,7 +343,10 @@ impl TuiState {
                 self.line = Some("transfer ".to_owned());
                 None
             }
-            '0'..='9' | '*' | '#' | 'A'..='D' if talking => Some(Command::Dtmf(c.to_string())),
+            '0'..='9' | '*' | '#' | 'A'..='D' if talking => {
+                self.info(now, format!("sending DTMF {c}"));
+                Some(Command::Dtmf(c.to_string()))
+            }
             '0'..='9' => {
                 self.line = Some(format!("dial {c}"));
                 None
@@ -360,6 +363,10 @@ impl TuiState {
                     self.info(now, (*line).to_owned());
                 }
                 None
+            }
+            Ok(Command::Dtmf(digits)) => {
+                self.info(now, format!("sending DTMF {digits}"));
+                Some(Command::Dtmf(digits))
             }
             Ok(command) => Some(command),
             Err(e) => {
@@ -503,6 +510,7 @@ mod tests {
         assert_eq!(s.line, None, "Enter closes the command line");
         s.on_event(&UiEvent::Answered { codec: "opus".into(), remote_rtp: "127.0.0.1:4000".into() }, t0);
         assert_eq!(s.on_key(key('5'), t0), Some(Command::Dtmf("5".into())));
+        assert_eq!(last_log(&s), "sending DTMF 5");
         assert_eq!(s.on_key(key('#'), t0), Some(Command::Dtmf("#".into())));
         assert_eq!(s.on_key(key('q'), t0), Some(Command::Quit));
     }

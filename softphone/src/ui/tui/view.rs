@@ -66,8 +66,9 @@ fn call_view(state: &TuiState, now: Instant) -> Paragraph<'static> {
         if phase % 2 == 1 {
             state_style = state_style.add_modifier(Modifier::REVERSED);
         }
-        block =
-            block.border_style(Style::new().fg(Color::Yellow).bold()).title(" Call: INCOMING — a answers, r rejects ");
+        block = Block::bordered()
+            .border_style(Style::new().fg(Color::Yellow).bold())
+            .title(" Call: INCOMING — a answers, r rejects ");
     }
     let mut first = vec![Span::styled(format!(" {label} "), state_style)];
     if let CallState::Held(by) = &state.call {
@@ -115,7 +116,7 @@ fn quality_view(state: &TuiState) -> Paragraph<'static> {
     };
     let expected = s.packets_received as i64 + s.lost.max(0);
     let loss_pct = if expected > 0 { s.lost.max(0) as f64 * 100.0 / expected as f64 } else { 0.0 };
-    let field = |name: &str, value: String| Line::from(vec![Span::raw(format!("{name:<9}")).dim(), Span::raw(value)]);
+    let field = |name: &str, value: String| Line::from(vec![Span::raw(format!("{name:<10}")).dim(), Span::raw(value)]);
     Paragraph::new(vec![
         field("jitter", format!("{:.1} ms", s.jitter_ms)),
         field("loss", format!("{} ({loss_pct:.1} %)", s.lost)),
@@ -244,7 +245,7 @@ mod tests {
         };
         s.on_event(&UiEvent::Stats(stats), t0);
         let text = screen(&s, t0);
-        for expected in ["jitter   3.2 ms", "loss     5 (1.0 %)", "buffer   40 ms", "500 sent, 495 received"] {
+        for expected in ["jitter    3.2 ms", "loss      5 (1.0 %)", "buffer    40 ms", "concealed 7 frames, 2 by FEC"] {
             assert!(text.contains(expected), "{expected:?} not on screen:\n{text}");
         }
     }
@@ -255,7 +256,7 @@ mod tests {
         let mut s = TuiState::new("sip:1001@voip.test".into(), None, t0);
         s.on_event(&UiEvent::Incoming { from: "<sip:1002@voip.test>;tag=a".into() }, t0);
         let on = screen(&s, t0);
-        assert!(on.contains("INCOMING — a answers, r rejects"), "{on}");
+        assert!(on.contains("┌ Call: INCOMING — a answers, r rejects ─"), "{on}");
         assert!(on.contains("peer   <sip:1002@voip.test>;tag=a"), "{on}");
         assert!(on.contains("no registrar: dial sip: URIs"), "{on}");
         let style_at = |now: Instant| {
