@@ -117,6 +117,15 @@ fn longest_gap(samples: &[i16], rate: u32, freq: f32) -> (usize, usize) {
     (longest, toned.iter().filter(|t| **t).count())
 }
 
+/// The command line of the phone a person uses: registered as `user` (password `pw<user>`) on
+/// `port`, and no flag asking for the screen: a terminal on stdout is enough.
+fn interactive_args(registrar: &Registrar, user: &str, port: u16, extra: &[&str]) -> Vec<String> {
+    let (registrar, bind, password) = (registrar.addr().to_string(), format!("127.0.0.1:{port}"), format!("pw{user}"));
+    let args =
+        ["--registrar", &registrar, "--domain", DOMAIN, "--bind", &bind, "--user", user, "--password", &password];
+    args.iter().chain(extra).map(|s| s.to_string()).collect()
+}
+
 #[test]
 fn a_person_dials_sees_the_call_connected_mutes_hangs_up_and_quits() {
     if !peers_ready(&[Peer::Tmux]) {
@@ -134,23 +143,7 @@ fn a_person_dials_sees_the_call_connected_mutes_hangs_up_and_quits() {
     b.wait_for_event("registered", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
 
     let a_port = free_port().unwrap_or_else(|e| panic!("{e}"));
-    let a_args: Vec<String> = [
-        "--registrar",
-        &registrar.addr().to_string(),
-        "--domain",
-        DOMAIN,
-        "--bind",
-        &format!("127.0.0.1:{a_port}"),
-        "--user",
-        "1001",
-        "--password",
-        "pw1001",
-        "--audio-in",
-        "tone:1000",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let a_args = interactive_args(&registrar, "1001", a_port, &["--audio-in", "tone:1000"]);
     let exe = softphone_exe().unwrap_or_else(|e| panic!("{e}"));
     let status_file = dir.path().join("a.status");
     let a = Pane::start(&exe, &a_args, &status_file);
@@ -220,4 +213,43 @@ fn a_person_dials_sees_the_call_connected_mutes_hangs_up_and_quits() {
         "B heard {gap_ms} ms of silence inside the tone for a {muted_ms} ms mute ({toned} of {blocks} blocks toned)"
     );
     assert!(toned >= 100, "B heard our tone before and after the mute: {toned} of {blocks} blocks");
+}
+
+#[test]
+fn an_incoming_call_rings_on_screen_and_r_turns_it_away_with_603() {
+    if !peers_ready(&[Peer::Tmux]) {
+        return;
+    }
+    let registrar = Registrar::start(RegistrarConfig::new(DOMAIN).user("1001", "pw1001").user("1002", "pw1002"))
+        .unwrap_or_else(|e| panic!("start the registrar: {e}"));
+    let dir = temp_dir("softphone-tui-").unwrap_or_else(|e| panic!("{e}"));
+    let a_port = free_port().unwrap_or_else(|e| panic!("{e}"));
+    let status_file = dir.path().join("a.status");
+    let exe = softphone_exe().unwrap_or_else(|e| panic!("{e}"));
+    let a = Pane::start(&exe, &interactive_args(&registrar, "1001", a_port, &[]), &status_file);
+    a.wait_for("the registration", |s| s.contains("registered, expires in"));
+
+    let b_args = voip_tests::softphone::phone_args(registrar.addr(), DOMAIN, "1002", &["--dial", "1001"])
+        .unwrap_or_else(|e| panic!("softphone arguments: {e}"));
+    let mut b = Softphone::start("b", dir.path(), &b_args).unwrap_or_else(|e| panic!("start softphone B: {e}"));
+
+    // The call rings on screen: the box says who calls and how to answer.
+    let screen = a.wait_for("the incoming call", |s| s.contains(" INCOMING ") && s.contains("a answers, r rejects"));
+    assert!(screen.contains("peer   <sip:1002@voip.test>"), "{screen}");
+    b.wait_for_event("ringing", Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+
+    // r declines it: 603 at the caller, A idle again.
+    a.type_text("r");
+    a.wait_for("the call gone", |s| s.contains(" IDLE ") && s.contains("call ended"));
+    let b_end = b.wait_for_event("hung_up", Duration::from_secs(5)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(b_end.contains(r#""reason":"rejected","status":603"#), "B: {b_end}\n{}", b.output());
+    let b_status = b.wait(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(b_status.code(), Some(1), "B's call failed as it should: {b_status}");
+    assert!(b.event("answered").is_none(), "the call was never answered\n{}", b.output());
+
+    // Answering now finds no call, and says so.
+    a.type_text("a");
+    a.wait_for("the refusal", |s| s.contains("cannot answer: there is no call to act on"));
+    a.type_text("q");
+    assert_eq!(exit_status(&status_file, Duration::from_secs(10)), Some(0), "{}", a.screen());
 }
