@@ -591,6 +591,39 @@ mod tests {
     }
 
     #[test]
+    fn commands_that_cannot_be_done_say_why() {
+        use clap::Parser;
+        let cli = crate::config::Cli::try_parse_from(["softphone", "--user", "1001"]).unwrap();
+        let config = Config::from_cli(cli).unwrap();
+        let local: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+        let settings = Settings {
+            user: "1001".into(),
+            password: String::new(),
+            domain: "voip.test".into(),
+            local,
+            registrar: None,
+            register_expires: REGISTER_EXPIRES,
+            media: LocalMedia::new(local.ip(), 40_000),
+            auto_answer: false,
+            timers: TimerConfig::default(),
+        };
+        let mut agent = UserAgent::new(settings, 1);
+        let mut ui = Ui::new(false);
+        let now = Instant::now();
+        let mut run = |command: Command| execute(&command, &config, &mut agent, None, &mut ui, now);
+        let ext = || DialTarget::Extension("1002".into());
+        assert_eq!(
+            run(Command::Dial(ext())),
+            Err("extension 1002 needs a registrar (--registrar): dial a sip: URI instead".into())
+        );
+        assert_eq!(run(Command::Transfer(ext())), Err("transfer is not available in this build".into()));
+        assert_eq!(run(Command::Mute(MuteChange::Toggle)), Err("there is no connected call to mute".into()));
+        assert_eq!(run(Command::Answer), Err("there is no call to act on".into()));
+        assert_eq!(run(Command::Hold), Err(CommandError::NoCall.to_string()));
+        assert!(agent.poll_transmit().is_none(), "nothing was sent");
+    }
+
+    #[test]
     fn leaving_the_interactive_phone_exits_zero_unless_registration_failed() {
         let left = Outcome { interactive: true, ..Outcome::default() };
         assert_eq!(left.exit_code(), 0, "no registrar, no call: the person simply quit");
