@@ -91,6 +91,9 @@ pub trait Encoder {
     fn set_bitrate(&mut self, bps: u32) -> Result<(), CodecError>;
     /// Sets the expected packet loss, 0 to 100 %, as the far end's RTCP reports it.
     fn set_packet_loss_percent(&mut self, pct: u8) -> Result<(), CodecError>;
+    /// The expected packet loss the encoder plans for now, as it reports it (0 for codecs that
+    /// plan for none).
+    fn packet_loss_percent(&mut self) -> Result<u8, CodecError>;
     /// Turns in-band FEC on or off (codecs without it ignore this).
     fn set_fec(&mut self, on: bool) -> Result<(), CodecError>;
 }
@@ -235,6 +238,9 @@ impl Encoder for AudioEncoder {
     }
     fn set_packet_loss_percent(&mut self, pct: u8) -> Result<(), CodecError> {
         dispatch!(self, e => e.set_packet_loss_percent(pct))
+    }
+    fn packet_loss_percent(&mut self) -> Result<u8, CodecError> {
+        dispatch!(self, e => e.packet_loss_percent())
     }
     fn set_fec(&mut self, on: bool) -> Result<(), CodecError> {
         dispatch!(self, e => e.set_fec(on))
