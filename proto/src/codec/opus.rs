@@ -234,6 +234,13 @@ mod tests {
     }
 
     #[test]
+    fn voice_mode_looks_ahead_6_5_ms_as_the_e_model_counts_it() {
+        let mut enc = ::opus::Encoder::new(OPUS_RATE, Channels::Mono, Application::Voip).unwrap();
+        let lookahead = crate::rtp::quality::CodecImpairment::OPUS.lookahead;
+        assert_eq!(enc.get_lookahead().unwrap() as u128, lookahead.as_micros() * 48 / 1000);
+    }
+
+    #[test]
     fn encode_refuses_frames_libopus_cannot_take() {
         let mut enc = OpusEncoder::new(&OpusConfig::default()).unwrap();
         let mut packet = [0u8; 1500];

@@ -7,7 +7,7 @@
 //!
 //! # The E-model, simplified for VoIP monitoring
 //!
-//! `R = Ro − Is − Id − Ie,eff + A` (G.107 §7). With every G.107 default (Table 2: no extra noise,
+//! `R = Ro − Is − Id − Ie,eff + A` (G.107 §7). With every G.107 default value (no extra noise,
 //! echo well controlled, TELR 65 dB) `Ro − Is = 93.2` and `A = 0` for wired telephony. What is
 //! left depends on the call:
 //!
@@ -15,44 +15,44 @@
 //!   echo and sidetone parameters G.107's `Idte + Idle + Idd` is well fitted by
 //!   `Id = 0.024·d + 0.11·(d − 177.3)·H(d − 177.3)` (Cole and Rosenbluth, "Voice over IP
 //!   performance monitoring", ACM SIGCOMM CCR 31(2), 2001), the form VoIP monitors use.
-//! - `Ie,eff = Ie + (95 − Ie)·Ppl / (Ppl/BurstR + Bpl)` (G.107 §7.4, eq. 7-29), with `Ppl` the
+//! - `Ie,eff = Ie + (95 − Ie)·Ppl / (Ppl/BurstR + Bpl)` (G.107 §7.4), with `Ppl` the
 //!   loss in percent the listener hears and `BurstR = 1` (random loss). `Ie` and `Bpl` are the
 //!   codec's ([`CodecImpairment`]).
 //!
-//! MOS comes from R by G.107 Annex B (eq. B-4): 1 below R = 0, 4.5 above R = 100, and
+//! MOS comes from R by G.107 Annex B: 1 below R = 0, 4.5 above R = 100, and
 //! `1 + 0.035·R + R·(R − 60)·(100 − R)·7·10⁻⁶` between; R = 93.2 gives 4.41.
 
 use std::time::Duration;
 
 use crate::codec::CodecKind;
 
-/// `Ro − Is` with G.107's default values (Table 2).
+/// `Ro − Is` with G.107's default values.
 pub const R_DEFAULT: f64 = 93.2;
 
 /// How a codec impairs speech in the narrowband E-model: its equipment impairment `Ie`, its
 /// packet-loss robustness `Bpl`, and the delay it adds on top of the frame itself.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CodecImpairment {
-    /// Equipment impairment factor with no loss (G.113 Appendix I, Table I.1).
+    /// Equipment impairment factor with no loss (G.113 Appendix I).
     pub ie: f64,
-    /// Packet-loss robustness factor (G.113 Appendix I, Table I.3).
+    /// Packet-loss robustness factor (G.113 Appendix I).
     pub bpl: f64,
     /// Algorithmic delay beyond the frame (the encoder's look-ahead).
     pub lookahead: Duration,
 }
 
 impl CodecImpairment {
-    /// G.711 without concealment: `Ie = 0`, `Bpl = 4.3` (G.113 Appendix I, Table I.3).
+    /// G.711 without concealment: `Ie = 0`, `Bpl = 4.3` (G.113 Appendix I).
     pub const G711: Self = Self { ie: 0.0, bpl: 4.3, lookahead: Duration::ZERO };
     /// G.711 with packet loss concealment (G.711 Appendix I): `Ie = 0`, `Bpl = 25.1` (G.113
-    /// Appendix I, Table I.3). Our G.711 decoder conceals, so this is what PCMU and PCMA use.
+    /// Appendix I). Our G.711 decoder conceals, so this is what PCMU and PCMA use.
     pub const G711_PLC: Self = Self { ie: 0.0, bpl: 25.1, lookahead: Duration::ZERO };
     /// Opus as this phone runs it (32 kbit/s, voice mode). G.113 lists no Opus values, so:
     /// `Ie = 0`, because at this rate Opus is at least as good as G.711 and the narrowband
     /// E-model has no room above G.711; and `Bpl = 25.1`, G.711-with-PLC's value, as a
     /// conservative stand-in for Opus's own (stronger) concealment. The loss it is fed is what
-    /// FEC could not recover. Look-ahead 6.5 ms (RFC 6716 §2: 2.5 ms CELT plus 4 ms of SILK
-    /// resampling delay in voice mode).
+    /// FEC could not recover. Look-ahead 6.5 ms: what libopus reports (`OPUS_GET_LOOKAHEAD`)
+    /// in voice mode at 48 kHz.
     pub const OPUS: Self = Self { ie: 0.0, bpl: 25.1, lookahead: Duration::from_micros(6_500) };
 
     /// The values this phone uses for `kind`.
@@ -151,9 +151,9 @@ mod tests {
 
     #[test]
     fn mos_matches_g107_annex_b_and_the_g109_category_bounds() {
-        // R = 93.2 (every default) gives 4.41 (G.107 §7.1 and Annex B).
+        // R = 93.2 (every default) gives 4.41 (G.107 Annex B).
         assert!(close(mos_from_r(93.2), 4.41, 0.005), "{}", mos_from_r(93.2));
-        // G.109 Table 1's R ↔ MOS category bounds (printed to two decimals).
+        // G.109's R ↔ MOS category bounds (printed to two decimals).
         for (r, expected) in [(90.0, 4.34), (80.0, 4.03), (70.0, 3.60), (60.0, 3.10), (50.0, 2.58)] {
             assert!(close(mos_from_r(r), expected, 0.01), "R {r}: {}", mos_from_r(r));
         }
