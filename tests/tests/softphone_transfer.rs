@@ -72,13 +72,8 @@ fn b_transfers_a_to_c_and_a_hears_b_then_c_while_b_ends_as_transferred() {
     let c_status = c.wait(Duration::from_secs(15)).unwrap_or_else(|e| panic!("{e}"));
     let a_log = std::fs::read_to_string(dir.path().join("a.log")).unwrap_or_default();
     let registrar_log = registrar.log();
-    let context = format!(
-        "A:\n{}\nB:\n{}\nC:\n{}\nregistrar:\n{}",
-        a.output(),
-        b.output(),
-        c.output(),
-        registrar.log_tail(40)
-    );
+    let context =
+        format!("A:\n{}\nB:\n{}\nC:\n{}\nregistrar:\n{}", a.output(), b.output(), c.output(), registrar.log_tail(40));
     assert!(a_status.success(), "A exited with {a_status}\n{context}");
     assert!(b_status.success(), "B exited with {b_status}\n{context}");
     assert!(c_status.success(), "C exited with {c_status}\n{context}");
@@ -116,7 +111,9 @@ fn b_transfers_a_to_c_and_a_hears_b_then_c_while_b_ends_as_transferred() {
     let c_before = toned_share(&samples, rate, TONE_C, 0.3, TRANSFER_AT - 0.2);
     let c_after = toned_share(&samples, rate, TONE_C, TRANSFER_AT + 1.0, TRANSFER_AT + 4.5);
     let b_after = toned_share(&samples, rate, TONE_B, TRANSFER_AT + 1.0, TRANSFER_AT + 4.5);
-    eprintln!("A heard B in {b_before:.2} and C in {c_before:.2} before; C in {c_after:.2} and B in {b_after:.2} after");
+    eprintln!(
+        "A heard B in {b_before:.2} and C in {c_before:.2} before; C in {c_after:.2} and B in {b_after:.2} after"
+    );
     assert!(b_before >= 0.9, "B's tone before the transfer: {b_before:.2}\n{context}");
     assert!(c_before <= 0.05, "C's tone before the transfer: {c_before:.2}\n{context}");
     assert!(c_after >= 0.9, "C's tone after the transfer: {c_after:.2}\n{context}");

@@ -265,7 +265,7 @@ impl UserAgent {
     /// The call to the transfer target ended unanswered: tell the transferor and take its call
     /// back. False when there was no such call to go back to.
     pub(super) fn referred_call_failed(&mut self, reason: &HangupReason, now: Instant) -> bool {
-        if !self.referred.as_ref().is_some_and(|r| !r.done) {
+        if self.referred.as_ref().is_none_or(|r| r.done) {
             return false;
         }
         let status = reason.sipfrag_status();
