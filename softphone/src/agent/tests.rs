@@ -776,3 +776,55 @@ fn a_refer_without_refer_to_gets_400_and_one_outside_a_call_403_or_481() {
     feed(&mut ua, Message::Request(stray), PEER, now);
     assert_eq!(statuses_sent(&mut ua), [403]);
 }
+
+#[test]
+fn a_transferor_that_does_not_hang_up_gets_our_bye_after_64_t1() {
+    let mut ua = UserAgent::new(settings(false, false), 22);
+    let t0 = Instant::now();
+    let invite = connected_outgoing(&mut ua, t0);
+    feed(&mut ua, Message::Request(peer_refer(&invite, 2, Some(&format!("sip:1003@{TARGET}")))), PEER, t0);
+    let new_call = requests(&sent(&mut ua), Method::Invite).remove(0);
+    feed(&mut ua, Message::Response(answer_ok(&new_call, "target")), TARGET, t0);
+    sent(&mut ua);
+    events(&mut ua);
+    let mut bye = None;
+    while let Some(at) = ua.poll_timeout().filter(|at| *at <= t0 + Duration::from_secs(40)) {
+        ua.handle_timeout(at);
+        if let Some(b) = requests(&sent(&mut ua), Method::Bye).pop() {
+            bye = Some((at, b));
+            break;
+        }
+    }
+    let (at, bye) = bye.expect("we end the transferor's leg ourselves");
+    assert_eq!(at, t0 + Duration::from_secs(32), "after 64·T1");
+    assert_eq!(bye.headers.call_id().unwrap(), invite.headers.call_id().unwrap(), "on the old dialog");
+    feed(&mut ua, Message::Response(bye.response(200)), PEER, at);
+    assert!(events(&mut ua).is_empty(), "the new call goes on");
+    assert!(!ua.is_idle());
+}
+
+#[test]
+fn a_referral_with_no_final_notify_fails_when_its_subscription_expires() {
+    let mut ua = UserAgent::new(settings(false, false), 23);
+    let t0 = Instant::now();
+    let invite = connected_outgoing(&mut ua, t0);
+    ua.transfer(&proto::sip::Uri::parse(&format!("sip:1003@{TARGET}")).unwrap(), t0).unwrap();
+    let refer = only_request(&mut ua, Method::Refer);
+    feed(&mut ua, Message::Response(refer.response(202)), PEER, t0);
+    let trying = peer_notify(&invite, 2, "SIP/2.0 100 Trying\r\n", "active;expires=10");
+    feed(&mut ua, Message::Request(trying), PEER, t0);
+    sent(&mut ua);
+    assert_eq!(events(&mut ua), [Event::TransferProgress { status: 100 }]);
+    let mut failed = None;
+    while let Some(at) = ua.poll_timeout().filter(|at| *at <= t0 + Duration::from_secs(20)) {
+        ua.handle_timeout(at);
+        sent(&mut ua);
+        if let Some(event) = ua.poll_event() {
+            failed = Some((at, event));
+            break;
+        }
+    }
+    assert_eq!(failed, Some((t0 + Duration::from_secs(10), Event::TransferFailed { status: 408 })), "per expires=10");
+    ua.hold(t0 + Duration::from_secs(10)).unwrap();
+    assert_eq!(only_request(&mut ua, Method::Invite).headers.call_id().unwrap(), invite.headers.call_id().unwrap());
+}
