@@ -40,8 +40,21 @@ fn toned_share(samples: &[i16], rate: u32, freq: u32, from: f64, to: f64) -> f64
     toned as f64 / blocks as f64
 }
 
-#[test]
-fn b_transfers_a_to_c_and_a_hears_b_then_c_while_b_ends_as_transferred() {
+/// The three phones after a run, with what the registrar and A logged.
+struct Run {
+    a: Softphone,
+    b: Softphone,
+    c: Option<Softphone>,
+    dir: tempfile::TempDir,
+    a_log: String,
+    registrar_log: String,
+    context: String,
+}
+
+/// A (1001) calls B (1002, auto-answer), which transfers A to `target` [`TRANSFER_AT`] s after
+/// the answer; C (1003, auto-answer) runs when `with_c`. Each sends its tone; A and C record.
+/// Every phone must exit 0.
+fn run(target: &str, with_c: bool) -> Run {
     let registrar = Registrar::start(
         RegistrarConfig::new(DOMAIN).user("1001", "pw1001").user("1002", "pw1002").user("1003", "pw1003").sip_trace(),
     )
@@ -52,15 +65,19 @@ fn b_transfers_a_to_c_and_a_hears_b_then_c_while_b_ends_as_transferred() {
 
     let tone_c = format!("tone:{TONE_C}");
     let c_extra = ["--auto-answer", "--audio-in", &tone_c, "--audio-out", &c_wav, "--duration", "30"];
-    let mut c = Softphone::start("c", dir.path(), &args(&registrar, "1003", &c_extra))
-        .unwrap_or_else(|e| panic!("start softphone C: {e}"));
+    let mut c = with_c.then(|| {
+        Softphone::start("c", dir.path(), &args(&registrar, "1003", &c_extra))
+            .unwrap_or_else(|e| panic!("start softphone C: {e}"))
+    });
     let tone_b = format!("tone:{TONE_B}");
     let at = TRANSFER_AT.to_string();
     let b_extra =
-        ["--auto-answer", "--audio-in", &tone_b, "--transfer", "1003", "--transfer-at", &at, "--duration", "30"];
+        ["--auto-answer", "--audio-in", &tone_b, "--transfer", target, "--transfer-at", &at, "--duration", "30"];
     let mut b = Softphone::start("b", dir.path(), &args(&registrar, "1002", &b_extra))
         .unwrap_or_else(|e| panic!("start softphone B: {e}"));
-    c.wait_for_event("registered", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    if let Some(c) = c.as_mut() {
+        c.wait_for_event("registered", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    }
     b.wait_for_event("registered", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
 
     let tone_a = format!("tone:{TONE_A}");
@@ -69,14 +86,25 @@ fn b_transfers_a_to_c_and_a_hears_b_then_c_while_b_ends_as_transferred() {
         .unwrap_or_else(|e| panic!("start softphone A: {e}"));
     let a_status = a.wait(Duration::from_secs(25)).unwrap_or_else(|e| panic!("{e}"));
     let b_status = b.wait(Duration::from_secs(15)).unwrap_or_else(|e| panic!("{e}"));
-    let c_status = c.wait(Duration::from_secs(15)).unwrap_or_else(|e| panic!("{e}"));
+    let c_status = c.as_mut().map(|c| c.wait(Duration::from_secs(15)).unwrap_or_else(|e| panic!("{e}")));
     let a_log = std::fs::read_to_string(dir.path().join("a.log")).unwrap_or_default();
     let registrar_log = registrar.log();
+    let c_output = c.as_ref().map(Softphone::output).unwrap_or_default();
     let context =
-        format!("A:\n{}\nB:\n{}\nC:\n{}\nregistrar:\n{}", a.output(), b.output(), c.output(), registrar.log_tail(40));
+        format!("A:\n{}\nB:\n{}\nC:\n{c_output}\nregistrar:\n{}", a.output(), b.output(), registrar.log_tail(40));
     assert!(a_status.success(), "A exited with {a_status}\n{context}");
     assert!(b_status.success(), "B exited with {b_status}\n{context}");
-    assert!(c_status.success(), "C exited with {c_status}\n{context}");
+    assert!(c_status.is_none_or(|s| s.success()), "C exited with {c_status:?}\n{context}");
+    Run { a, b, c, dir, a_log, registrar_log, context }
+}
+
+#[test]
+fn b_transfers_a_to_c_and_a_hears_b_then_c_while_b_ends_as_transferred() {
+    let Run { a, b, c, dir, a_log, registrar_log, context } = run("1003", true);
+    let c = c.unwrap_or_else(|| panic!("C ran"));
+    assert_eq!(events_of(&c, "answered").len(), 1, "C answered A's call\n{context}");
+    let c_hangups = events_of(&c, "hung_up");
+    assert!(c_hangups.len() == 1 && c_hangups[0].contains(r#""reason":"remote""#), "C: {c_hangups:?}\n{context}");
 
     // B: the transfer went 100 then 200, and its call ended as transferred.
     let b_progress = events_of(&b, "transfer_progress");
@@ -124,4 +152,25 @@ fn b_transfers_a_to_c_and_a_hears_b_then_c_while_b_ends_as_transferred() {
     let a_at_c = toned_share(&samples, rate, TONE_A, 0.3, 3.0);
     eprintln!("C heard A in {a_at_c:.2} of its first 3 s");
     assert!(a_at_c >= 0.9, "A's tone at C: {a_at_c:.2}\n{context}");
+}
+
+#[test]
+fn a_transfer_to_an_unregistered_extension_fails_and_the_call_stays_up() {
+    let Run { a, b, dir, context, .. } = run("1003", false);
+    // A's call to 1003 gets 480 from the registrar; A tells B so, and returns to B.
+    let failed = events_of(&a, "transfer_failed");
+    assert_eq!(failed.len(), 1, "A reports the failed transfer\n{context}");
+    assert!(failed[0].contains(r#""status":480"#), "A: {}\n{context}", failed[0]);
+    let failed = events_of(&b, "transfer_failed");
+    assert_eq!(failed.len(), 1, "B reports the failed transfer\n{context}");
+    assert!(failed[0].contains(r#""status":480"#), "B: {}\n{context}", failed[0]);
+    assert!(events_of(&b, "hung_up").iter().all(|l| !l.contains("transferred")), "B stays on the call\n{context}");
+    assert_eq!(events_of(&a, "answered").len(), 1, "only A's call to B was answered\n{context}");
+
+    // A hears B all along: before the attempt and after it.
+    let (rate, samples) = read_wav(dir.path().join("a.wav").as_path()).unwrap_or_else(|e| panic!("A's recording: {e}"));
+    let before = toned_share(&samples, rate, TONE_B, 0.3, TRANSFER_AT - 0.2);
+    let after = toned_share(&samples, rate, TONE_B, TRANSFER_AT + 1.0, TRANSFER_AT + 4.5);
+    eprintln!("A heard B in {before:.2} before and {after:.2} after the failed transfer");
+    assert!(before >= 0.9 && after >= 0.9, "B's tone: {before:.2} before, {after:.2} after\n{context}");
 }
