@@ -251,7 +251,8 @@ impl UserAgent {
         }
     }
 
-    /// True when nothing is in progress: no call, and no REGISTER awaiting its answer.
+    /// True when nothing is in progress: no call (nor a transferor's call we were moved from),
+    /// and no REGISTER awaiting its answer.
     pub fn is_idle(&self) -> bool {
         self.call.is_none()
             && self.referred.is_none()
