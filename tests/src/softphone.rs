@@ -5,7 +5,7 @@ use crate::process::{stop, tail, wait_for_exit};
 use crate::{HarnessError, Result};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
