@@ -69,6 +69,12 @@ pub struct Cli {
     /// Take the call off hold (re-INVITE with `a=sendrecv`) this long after it is answered.
     #[arg(long, value_name = "SECONDS")]
     pub resume_at: Option<f64>,
+    /// Mute our audio (RTP goes on, carrying silence) this long after the call is answered.
+    #[arg(long, value_name = "SECONDS")]
+    pub mute_at: Option<f64>,
+    /// Unmute our audio this long after the call is answered.
+    #[arg(long, value_name = "SECONDS")]
+    pub unmute_at: Option<f64>,
     /// DTMF digits to send (0-9, *, #, A-D), as RFC 4733 events when negotiated, else SIP INFO.
     #[arg(long, value_name = "DIGITS")]
     pub dtmf: Option<String>,
@@ -210,6 +216,10 @@ pub struct Config {
     pub hold_at: Option<Duration>,
     /// Resume this long after answer.
     pub resume_at: Option<Duration>,
+    /// Mute this long after answer.
+    pub mute_at: Option<Duration>,
+    /// Unmute this long after answer.
+    pub unmute_at: Option<Duration>,
     /// DTMF digits to send, upper case.
     pub dtmf: String,
     /// Send the DTMF digits this long after answer.
@@ -286,6 +296,8 @@ impl Config {
             },
             hold_at: seconds(cli.hold_at, "--hold-at")?,
             resume_at: seconds(cli.resume_at, "--resume-at")?,
+            mute_at: seconds(cli.mute_at, "--mute-at")?,
+            unmute_at: seconds(cli.unmute_at, "--unmute-at")?,
             dtmf: parse_dtmf(cli.dtmf.as_deref().unwrap_or_default())?,
             dtmf_at: seconds(cli.dtmf_at, "--dtmf-at")?.unwrap_or_default(),
             telephone_event: !cli.no_telephone_event && file.telephone_event,

@@ -1,7 +1,8 @@
 //! The tokio shell: the SIP transports, the RTP/RTCP socket pair and a paced 20 ms clock around
 //! the sans-IO [`UserAgent`] and [`MediaSession`]. It decides nothing about SIP or RTP; it runs
 //! the script (`--dial`, `--auto-answer`, `--duration`, `--hangup-after`, `--cancel-after`, `--hold-at`,
-//! `--resume-at`, `--dtmf` at `--dtmf-at`, `--transfer` at `--transfer-at`) and shows events.
+//! `--resume-at`, `--mute-at`, `--unmute-at`, `--dtmf` at `--dtmf-at`, `--transfer` at
+//! `--transfer-at`) and shows events.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::time::{Duration, Instant};
@@ -324,6 +325,8 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
 struct Script {
     hold_at: Option<Instant>,
     resume_at: Option<Instant>,
+    mute_at: Option<Instant>,
+    unmute_at: Option<Instant>,
     dtmf_at: Option<Instant>,
     transfer_at: Option<Instant>,
 }
@@ -334,19 +337,31 @@ impl Script {
         Script {
             hold_at: at(config.hold_at),
             resume_at: at(config.resume_at),
+            mute_at: at(config.mute_at),
+            unmute_at: at(config.unmute_at),
             dtmf_at: if config.dtmf.is_empty() { None } else { at(Some(config.dtmf_at)) },
             transfer_at: config.transfer.as_ref().and_then(|_| at(Some(config.transfer_at))),
         }
     }
 
     fn next(&self) -> Option<Instant> {
-        [self.hold_at, self.resume_at, self.dtmf_at, self.transfer_at].into_iter().flatten().min()
+        [self.hold_at, self.resume_at, self.mute_at, self.unmute_at, self.dtmf_at, self.transfer_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// Does what is due at `now`: hold, resume, DTMF (as RTP events when the far end takes
-    /// them, else by SIP INFO), transfer.
-    fn run(&mut self, config: &Config, agent: &mut UserAgent, media: Option<&mut MediaSession>, now: Instant) {
+    /// Does what is due at `now`: hold, resume, mute, unmute, DTMF (as RTP events when the far
+    /// end takes them, else by SIP INFO), transfer.
+    fn run(&mut self, config: &Config, agent: &mut UserAgent, mut media: Option<&mut MediaSession>, now: Instant) {
         let due = |at: &mut Option<Instant>| at.take_if(|at| *at <= now).is_some();
+        for (at, muted) in [(&mut self.mute_at, true), (&mut self.unmute_at, false)] {
+            if due(at)
+                && let Some(m) = media.as_deref_mut()
+            {
+                m.set_muted(muted);
+            }
+        }
         if due(&mut self.hold_at)
             && let Err(e) = agent.hold(now)
         {
