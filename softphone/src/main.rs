@@ -25,8 +25,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = config::Cli::parse();
-    let config = match config::Config::from_cli(cli) {
+    let config = match config::Config::from_cli(config::Cli::parse()) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("softphone: {e}");

@@ -1,8 +1,9 @@
 //! The tokio shell: the SIP transports, the RTP/RTCP socket pair and a paced 20 ms clock around
 //! the sans-IO [`UserAgent`] and [`MediaSession`]. It decides nothing about SIP or RTP. One loop
 //! serves both modes: [`Command`]s come from the script's timers (`--dial`, `--duration`,
-//! `--hangup-after`, `--cancel-after`, `--hold-at`, `--resume-at`, `--dtmf` at `--dtmf-at`) or
-//! from the keys typed on the interactive screen, and [`execute`] carries them out alike.
+//! `--hangup-after`, `--cancel-after`, `--hold-at`, `--resume-at`, `--mute-at`, `--unmute-at`,
+//! `--dtmf` at `--dtmf-at`, `--transfer` at `--transfer-at`) or from the keys typed on the
+//! interactive screen, and [`execute`] carries them out alike.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
@@ -206,22 +207,24 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                 Event::Unregistered => ui.show(&UiEvent::Unregistered),
                 Event::Incoming { from } => ui.show(&UiEvent::Incoming { from }),
                 Event::Ringing => ui.show(&UiEvent::Ringing),
-                Event::Answered { negotiated } => match start_media(&config, &negotiated, now, &mut rng) {
-                    Ok(m) => {
-                        ui.show(&UiEvent::Answered {
-                            codec: m.session.codec().name().to_owned(),
-                            remote_rtp: negotiated.remote_rtp.to_string(),
-                        });
-                        media = Some(m);
-                        cancel_at = None;
-                        hangup_at = config.hangup_after.and_then(|d| now.checked_add(d));
-                        script = Script::after_answer(&config, now);
+                Event::Answered { negotiated } => {
+                    match switch_media(&config, media.take(), &negotiated, (now, &rtcp, &mut out), &mut rng).await {
+                        Ok(m) => {
+                            ui.show(&UiEvent::Answered {
+                                codec: m.session.codec().name().to_owned(),
+                                remote_rtp: negotiated.remote_rtp.to_string(),
+                            });
+                            media = Some(m);
+                            cancel_at = None;
+                            hangup_at = config.hangup_after.and_then(|d| now.checked_add(d));
+                            script = Script::after_answer(&config, now);
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "media could not start; hanging up");
+                            let _ = agent.hangup(now);
+                        }
                     }
-                    Err(e) => {
-                        warn!(error = %e, "media could not start; hanging up");
-                        let _ = agent.hangup(now);
-                    }
-                },
+                }
                 Event::MediaChanged { negotiated, muted } => {
                     if let Some(m) = media.as_mut() {
                         restart_or_update(m, &negotiated, muted, now, &mut rng);
@@ -230,6 +233,9 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                 Event::Held { by } => ui.show(&UiEvent::Held { by: by.as_str().to_owned() }),
                 Event::Resumed { by } => ui.show(&UiEvent::Resumed { by: by.as_str().to_owned() }),
                 Event::DtmfInfo { digit } => ui.show(&UiEvent::Dtmf { digit, via: "info".to_owned() }),
+                Event::Referred { target } => ui.show(&UiEvent::Referred { target }),
+                Event::TransferProgress { status } => ui.show(&UiEvent::TransferProgress { status }),
+                Event::TransferFailed { status } => ui.show(&UiEvent::TransferFailed { status }),
                 Event::HungUp { reason } => {
                     script = Script::default();
                     let stats = media.take().map(|m| stop_media(m, now, &rtcp, &mut out));
@@ -367,7 +373,10 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
 struct Script {
     hold_at: Option<Instant>,
     resume_at: Option<Instant>,
+    mute_at: Option<Instant>,
+    unmute_at: Option<Instant>,
     dtmf_at: Option<Instant>,
+    transfer_at: Option<Instant>,
 }
 
 impl Script {
@@ -376,17 +385,29 @@ impl Script {
         Script {
             hold_at: at(config.hold_at),
             resume_at: at(config.resume_at),
+            mute_at: at(config.mute_at),
+            unmute_at: at(config.unmute_at),
             dtmf_at: if config.dtmf.is_empty() { None } else { at(Some(config.dtmf_at)) },
+            transfer_at: config.transfer.as_ref().and_then(|_| at(Some(config.transfer_at))),
         }
     }
 
     fn next(&self) -> Option<Instant> {
-        [self.hold_at, self.resume_at, self.dtmf_at].into_iter().flatten().min()
+        [self.hold_at, self.resume_at, self.mute_at, self.unmute_at, self.dtmf_at, self.transfer_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// Queues what is due at `now`: hold, resume, DTMF.
+    /// Queues what is due at `now`: hold, resume, mute, unmute, DTMF, transfer.
     fn due(&mut self, config: &Config, now: Instant, commands: &mut VecDeque<Command>) {
         let due = |at: &mut Option<Instant>| at.take_if(|at| *at <= now).is_some();
+        if due(&mut self.mute_at) {
+            commands.push_back(Command::Mute(MuteChange::On));
+        }
+        if due(&mut self.unmute_at) {
+            commands.push_back(Command::Mute(MuteChange::Off));
+        }
         if due(&mut self.hold_at) {
             commands.push_back(Command::Hold);
         }
@@ -396,6 +417,19 @@ impl Script {
         if due(&mut self.dtmf_at) {
             commands.push_back(Command::Dtmf(config.dtmf.clone()));
         }
+        if due(&mut self.transfer_at)
+            && let Some(target) = &config.transfer
+        {
+            commands.push_back(Command::Transfer(target.clone()));
+        }
+    }
+}
+
+/// The URI of a `--dial` or `--transfer` target: an extension is in our domain.
+fn target_uri(target: &DialTarget, agent: &UserAgent) -> Uri {
+    match target {
+        DialTarget::Extension(ext) => Uri::sip(Some(ext), Host::Domain(agent.aor().host.to_string()), None),
+        DialTarget::Uri(uri) => uri.clone(),
     }
 }
 
@@ -412,13 +446,12 @@ fn execute(
     let refused = |e: CommandError| e.to_string();
     match command {
         Command::Dial(target) => {
-            let uri = match target {
-                DialTarget::Extension(ext) if config.registrar.is_none() => {
-                    return Err(format!("extension {ext} needs a registrar (--registrar): dial a sip: URI instead"));
-                }
-                DialTarget::Extension(ext) => Uri::sip(Some(ext), Host::Domain(agent.aor().host.to_string()), None),
-                DialTarget::Uri(uri) => uri.clone(),
-            };
+            if let DialTarget::Extension(ext) = target
+                && config.registrar.is_none()
+            {
+                return Err(format!("extension {ext} needs a registrar (--registrar): dial a sip: URI instead"));
+            }
+            let uri = target_uri(target, agent);
             agent.dial(&uri, now).map_err(refused)?;
             ui.show(&UiEvent::Dialling { target: uri.to_string() });
         }
@@ -442,7 +475,14 @@ fn execute(
             Some(m) if m.session.can_send_dtmf() => m.session.send_dtmf(digits),
             _ => agent.send_dtmf_info(digits, now).map_err(refused)?,
         },
-        Command::Transfer(_) => return Err("transfer is not available in this build".to_owned()),
+        Command::Transfer(target) => {
+            if let DialTarget::Extension(ext) = target
+                && config.registrar.is_none()
+            {
+                return Err(format!("extension {ext} needs a registrar (--registrar): give a sip: URI instead"));
+            }
+            agent.transfer(&target_uri(target, agent), now).map_err(refused)?;
+        }
         Command::Help | Command::Quit => {}
     }
     Ok(())
@@ -473,6 +513,36 @@ fn start_media<R: rand::RngCore>(
     let mut tick = tokio::time::interval(Duration::from_millis(frame_ms.max(1)));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     Ok(ActiveMedia { frame: vec![0; session.frame_samples()], session, source, sink, tick, muted: false })
+}
+
+/// Media for a call just answered. The media of a call we were transferred from stops (RTCP
+/// BYE) and hands its audio source and recording over when the codec's rate and frame length
+/// allow, so one recording holds both calls; otherwise it is finished and a new one begins.
+async fn switch_media<R: rand::RngCore>(
+    config: &Config,
+    old: Option<ActiveMedia>,
+    negotiated: &proto::sdp::Negotiated,
+    (now, rtcp, out): (Instant, &UdpSocket, &mut Vec<u8>),
+    rng: &mut R,
+) -> anyhow::Result<ActiveMedia> {
+    let Some(mut old) = old else { return start_media(config, negotiated, now, rng) };
+    match MediaSession::new(negotiated, now, rng) {
+        Ok(session)
+            if session.sample_rate() == old.session.sample_rate()
+                && session.frame_samples() == old.session.frame_samples() =>
+        {
+            if let Some(dest) = old.session.stop(now, out) {
+                let _ = rtcp.send_to(out, dest).await;
+            }
+            old.session = session;
+            old.session.set_muted(old.muted);
+            Ok(old)
+        }
+        _ => {
+            stop_media(old, now, rtcp, out).await;
+            start_media(config, negotiated, now, rng)
+        }
+    }
 }
 
 /// Applies a re-INVITE's outcome: in place when the stream stays the same, else on a new RTP
@@ -616,7 +686,12 @@ mod tests {
             run(Command::Dial(ext())),
             Err("extension 1002 needs a registrar (--registrar): dial a sip: URI instead".into())
         );
-        assert_eq!(run(Command::Transfer(ext())), Err("transfer is not available in this build".into()));
+        assert_eq!(
+            run(Command::Transfer(ext())),
+            Err("extension 1002 needs a registrar (--registrar): give a sip: URI instead".into())
+        );
+        let uri = DialTarget::Uri(Uri::parse("sip:1003@127.0.0.1:5090").unwrap());
+        assert_eq!(run(Command::Transfer(uri)), Err("there is no call to act on".into()));
         assert_eq!(run(Command::Mute(MuteChange::Toggle)), Err("there is no connected call to mute".into()));
         assert_eq!(run(Command::Answer), Err("there is no call to act on".into()));
         assert_eq!(run(Command::Hold), Err(CommandError::NoCall.to_string()));

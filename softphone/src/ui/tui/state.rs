@@ -222,6 +222,16 @@ impl TuiState {
                 self.info(now, if *muted { "muted" } else { "unmuted" }.to_owned());
             }
             UiEvent::Dtmf { digit, via } => self.info(now, format!("received DTMF {digit} ({via})")),
+            UiEvent::Referred { target } => {
+                // The far end hands us over: the new call replaces this one once answered.
+                self.call = CallState::Dialling;
+                self.peer = Some(target.clone());
+                self.info(now, format!("transferred: calling {target}"));
+            }
+            UiEvent::TransferProgress { status } => self.info(now, format!("transfer: {status}")),
+            UiEvent::TransferFailed { status } => {
+                self.error(now, format!("transfer failed ({status}): the call stays up"));
+            }
             UiEvent::Stats(stats) => self.stats = Some(*stats),
             UiEvent::HungUp { reason, status, stats } => {
                 let mut text = format!("call ended: {reason}");
@@ -481,6 +491,18 @@ mod tests {
         assert_eq!(last_log(&s), "call ended: rejected (486)");
         assert_eq!(s.log.back().map(|l| l.severity), Some(Severity::Error));
         assert_eq!(s.call, CallState::Idle);
+    }
+
+    #[test]
+    fn a_transfer_is_followed_in_the_log_and_a_referral_calls_its_target() {
+        let t0 = Instant::now();
+        let mut s = phone(t0);
+        s.on_event(&UiEvent::Answered { codec: "opus".into(), remote_rtp: "127.0.0.1:4000".into() }, t0);
+        s.on_event(&UiEvent::TransferFailed { status: 480 }, t0);
+        assert_eq!(last_log(&s), "transfer failed (480): the call stays up");
+        assert_eq!(s.call, CallState::Connected);
+        s.on_event(&UiEvent::Referred { target: "sip:1003@voip.test".into() }, t0);
+        assert_eq!((s.call.clone(), s.peer.as_deref()), (CallState::Dialling, Some("sip:1003@voip.test")));
     }
 
     #[test]

@@ -114,17 +114,27 @@ fn quality_view(state: &TuiState) -> Paragraph<'static> {
     let Some(s) = state.stats else {
         return Paragraph::new(Line::from("no media").dim()).block(block);
     };
-    let expected = s.packets_received as i64 + s.lost.max(0);
-    let loss_pct = if expected > 0 { s.lost.max(0) as f64 * 100.0 / expected as f64 } else { 0.0 };
     let field = |name: &str, value: String| Line::from(vec![Span::raw(format!("{name:<10}")).dim(), Span::raw(value)]);
     Paragraph::new(vec![
         field("jitter", format!("{:.1} ms", s.jitter_ms)),
-        field("loss", format!("{} ({loss_pct:.1} %)", s.lost)),
+        field(
+            "loss",
+            format!("{} ({:.1} %), far end {}", s.lost, s.loss_percent, optional(s.remote_loss_percent, "%")),
+        ),
+        field(
+            "RTT / MOS",
+            format!("{} / {}", optional(s.rtt_ms, "ms"), s.mos.map_or("—".to_owned(), |m| format!("{m:.2}"))),
+        ),
         field("buffer", format!("{:.0} ms", s.jitter_buffer_ms)),
         field("packets", format!("{} sent, {} received", s.packets_sent, s.packets_received)),
         field("concealed", format!("{} frames, {} by FEC", s.concealed, s.fec_recovered)),
     ])
     .block(block)
+}
+
+/// A figure that may not be known yet (RTT before the first RTCP report).
+fn optional(value: Option<f64>, unit: &str) -> String {
+    value.map_or_else(|| "—".to_owned(), |v| format!("{v:.1} {unit}"))
 }
 
 fn render_log(frame: &mut Frame, state: &TuiState, area: Rect) {
@@ -230,7 +240,7 @@ mod tests {
     }
 
     #[test]
-    fn media_counters_show_jitter_loss_and_buffer() {
+    fn media_counters_show_jitter_loss_rtt_mos_and_buffer() {
         let t0 = Instant::now();
         let mut s = connected(t0);
         assert!(screen(&s, t0).contains("no media"));
@@ -242,10 +252,21 @@ mod tests {
             jitter_buffer_ms: 40.0,
             concealed: 7,
             fec_recovered: 2,
+            loss_percent: 1.0,
+            remote_loss_percent: Some(0.5),
+            rtt_ms: Some(12.34),
+            mos: Some(4.31),
+            ..MediaStats::default()
         };
         s.on_event(&UiEvent::Stats(stats), t0);
         let text = screen(&s, t0);
-        for expected in ["jitter    3.2 ms", "loss      5 (1.0 %)", "buffer    40 ms", "concealed 7 frames, 2 by FEC"] {
+        for expected in [
+            "jitter    3.2 ms",
+            "loss      5 (1.0 %), far end 0.5 %",
+            "RTT / MOS 12.3 ms / 4.31",
+            "buffer    40 ms",
+            "concealed 7 frames, 2 by FEC",
+        ] {
             assert!(text.contains(expected), "{expected:?} not on screen:\n{text}");
         }
     }
