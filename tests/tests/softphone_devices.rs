@@ -1,0 +1,185 @@
+//! The softphone's sound devices, through cpal and ALSA, with ALSA's configuration replaced
+//! for each phone (`ALSA_CONFIG_PATH`): an empty one (a machine with no sound card at all),
+//! and one whose default device is ALSA's `file` plugin writing what is played into a FIFO
+//! that the test drains at real-time pace (ALSA's `null` device, under it, keeps no time).
+
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use voip_tests::softphone::{Softphone, tone_blocks};
+use voip_tests::{free_port, temp_dir};
+
+/// The file options every "no sound device" message must point to.
+const FILE_OPTIONS: &str = "--audio-in tone:HZ|FILE.wav";
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+/// The non-empty lines of `text`.
+fn lines(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| !l.trim().is_empty()).collect()
+}
+
+#[test]
+fn list_devices_without_a_sound_card_prints_one_line_and_exits_zero() {
+    let dir = temp_dir("softphone-devices-").unwrap_or_else(|e| panic!("{e}"));
+    let mut phone =
+        Softphone::start("list", dir.path(), &strings(&["--list-devices"])).unwrap_or_else(|e| panic!("{e}"));
+    let status = phone.wait(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    let out = phone.events().join("\n");
+    assert!(status.success(), "exit {status}\n{}", phone.output());
+    assert_eq!(lines(&out).len(), 1, "one line: {out:?}");
+    assert!(out.contains("no sound device") && out.contains(FILE_OPTIONS), "{out:?}");
+    assert_eq!(phone.log(), "", "nothing on stderr (no ALSA messages)");
+}
+
+#[test]
+fn a_named_device_that_does_not_exist_exits_2_with_one_line() {
+    let dir = temp_dir("softphone-devices-").unwrap_or_else(|e| panic!("{e}"));
+    let args = strings(&["--user", "1001", "--input-device", "nosuch", "--duration", "5"]);
+    let mut phone = Softphone::start("nosuch", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
+    let status = phone.wait(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    let log = phone.log();
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert_eq!(lines(&log).len(), 1, "one line: {log:?}");
+    assert!(log.contains("\"nosuch\"") && log.contains(FILE_OPTIONS), "{log:?}");
+    assert!(!log.contains("ALSA lib"), "ALSA's own messages are kept off stderr: {log:?}");
+}
+
+#[test]
+fn default_audio_without_a_sound_card_falls_back_to_silence_with_one_line() {
+    let dir = temp_dir("softphone-devices-").unwrap_or_else(|e| panic!("{e}"));
+    let args = strings(&["--user", "1001", "--duration", "0.3"]);
+    let mut phone = Softphone::start("fallback", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
+    // Not registered and no call: status 1, but it ran its --duration instead of stopping at once.
+    let started = Instant::now();
+    let status = phone.wait(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    let log = phone.log();
+    assert_ne!(status.code(), Some(2), "a default device that fails is no error: {log}");
+    assert!(started.elapsed() >= Duration::from_millis(250), "it ran on");
+    assert_eq!(lines(&log).len(), 1, "one line: {log:?}");
+    assert!(
+        log.contains("no sound device") && log.contains("sending silence") && log.contains(FILE_OPTIONS),
+        "{log:?}"
+    );
+}
+
+/// Reads the FIFO at `path` at about `bytes_per_second` (never more than 20 ms' worth at once)
+/// until `stop`, then drains what is left; returns everything read.
+fn drain_paced(path: &Path, bytes_per_second: usize, stop: Arc<AtomicBool>) -> std::io::Result<Vec<u8>> {
+    // Non-blocking, so opening does not wait for a writer and reading never hangs.
+    let mut fifo = std::fs::OpenOptions::new().read(true).custom_flags(0o4000).open(path)?;
+    let (mut data, mut buf) = (Vec::new(), vec![0u8; 65_536]);
+    let burst = bytes_per_second / 50;
+    let (mut allowed, mut last) = (0usize, Instant::now());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        let now = Instant::now();
+        allowed = (allowed + (now - last).as_micros() as usize * bytes_per_second / 1_000_000).min(burst);
+        last = now;
+        if allowed > 0 {
+            let want = allowed.min(buf.len());
+            match fifo.read(&mut buf[..want]) {
+                Ok(n) => {
+                    data.extend_from_slice(&buf[..n]);
+                    allowed -= n;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    loop {
+        match fifo.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(data)
+}
+
+#[test]
+fn far_end_tone_reaches_the_alsa_output_device_through_cpal() {
+    let dir = temp_dir("softphone-devices-").unwrap_or_else(|e| panic!("{e}"));
+    let fifo = dir.path().join("played.fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap_or_else(|e| panic!("mkfifo: {e}"));
+    assert!(made.success(), "mkfifo failed");
+    // The default device: the `file` plugin over `null`, raw samples into the FIFO.
+    let alsa_config = dir.path().join("alsa-file.conf");
+    let config = format!(
+        "pcm.!default {{\n  type file\n  slave.pcm {{ type null }}\n  file \"{}\"\n  format \"raw\"\n}}\n",
+        fifo.display()
+    );
+    std::fs::write(&alsa_config, config).unwrap_or_else(|e| panic!("{e}"));
+
+    // Opus: the device is asked for 48 kHz mono 16-bit (it takes anything), 96 kB/s.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (fifo, stop) = (fifo.clone(), stop.clone());
+        std::thread::spawn(move || drain_paced(&fifo, 96_000, stop))
+    };
+    let port = free_port().unwrap_or_else(|e| panic!("{e}"));
+    let b_args = strings(&[
+        "--user",
+        "1002",
+        "--bind",
+        &format!("127.0.0.1:{port}"),
+        "--auto-answer",
+        "--codecs",
+        "opus",
+        "--output-device",
+        "default",
+        "--audio-in",
+        "tone:500",
+        "--duration",
+        "8",
+        "--events",
+        "json",
+    ]);
+    let mut b = Softphone::start_with_alsa_config("b", dir.path(), &b_args, &alsa_config)
+        .unwrap_or_else(|e| panic!("start softphone B: {e}"));
+    let a_args = strings(&[
+        "--user",
+        "1001",
+        "--dial",
+        &format!("sip:1002@127.0.0.1:{port}"),
+        "--audio-in",
+        "tone:1000",
+        "--audio-out",
+        "null",
+        "--hangup-after",
+        "3",
+        "--duration",
+        "10",
+        "--events",
+        "json",
+    ]);
+    let mut a = Softphone::start("a", dir.path(), &a_args).unwrap_or_else(|e| panic!("start softphone A: {e}"));
+    let a_status = a.wait(Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
+    let b_status = b.wait(Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
+    stop.store(true, Ordering::Relaxed);
+    let played = reader.join().unwrap_or_else(|_| panic!("reader thread")).unwrap_or_else(|e| panic!("{e}"));
+    let context = format!("A:\n{}\nB:\n{}", a.output(), b.output());
+    assert!(a_status.success() && b_status.success(), "A {a_status}, B {b_status}\n{context}");
+    assert!(b.event("answered").is_some_and(|l| l.contains("opus")), "{context}");
+
+    let samples: Vec<i16> = played.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+    let (toned, blocks) = tone_blocks(&samples, 48_000, 1000.0);
+    eprintln!(
+        "device got {:.2} s of audio, {toned} of {blocks} 20 ms blocks carry A's 1000 Hz",
+        samples.len() as f64 / 48_000.0
+    );
+    // A sends its tone for about 3 s: at least 2 s of it must have been played.
+    assert!(toned >= 100, "{toned} of {blocks} blocks carry the tone\n{context}");
+    let (other, _) = tone_blocks(&samples, 48_000, 500.0);
+    assert_eq!(other, 0, "B's own tone is not played back to B\n{context}");
+    assert!(!b.log().contains("ALSA lib"), "{}", b.log());
+}
