@@ -183,3 +183,77 @@ fn far_end_tone_reaches_the_alsa_output_device_through_cpal() {
     assert_eq!(other, 0, "B's own tone is not played back to B\n{context}");
     assert!(!b.log().contains("ALSA lib"), "{}", b.log());
 }
+
+/// Which 20 ms blocks of `samples` carry every one of `freqs` (each above a quarter of the
+/// block's power, by Goertzel).
+fn sounding(samples: &[i16], rate: u32, freqs: &[f32]) -> Vec<bool> {
+    samples
+        .chunks_exact(rate as usize / 50)
+        .map(|b| {
+            let total = proto::codec::mean_power(b);
+            total > 0.0 && freqs.iter().all(|&f| proto::codec::tone_power(b, rate, f) > 0.25 * total)
+        })
+        .collect()
+}
+
+#[test]
+fn an_unanswered_call_rings_at_the_callee_and_rings_back_at_the_caller() {
+    let dir = temp_dir("softphone-ring-").unwrap_or_else(|e| panic!("{e}"));
+    let (a_wav, b_wav) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
+    let port = free_port().unwrap_or_else(|e| panic!("{e}"));
+    // B never answers: it rings until A gives up 2.5 s after dialling.
+    let b_args = strings(&[
+        "--user",
+        "1002",
+        "--bind",
+        &format!("127.0.0.1:{port}"),
+        "--audio-out",
+        &b_wav.display().to_string(),
+        "--duration",
+        "5",
+        "--events",
+        "json",
+    ]);
+    let mut b = Softphone::start("b", dir.path(), &b_args).unwrap_or_else(|e| panic!("start softphone B: {e}"));
+    let a_args = strings(&[
+        "--user",
+        "1001",
+        "--dial",
+        &format!("sip:1002@127.0.0.1:{port}"),
+        "--audio-out",
+        &a_wav.display().to_string(),
+        "--cancel-after",
+        "2.5",
+        "--duration",
+        "10",
+        "--events",
+        "json",
+    ]);
+    let mut a = Softphone::start("a", dir.path(), &a_args).unwrap_or_else(|e| panic!("start softphone A: {e}"));
+    let a_status = a.wait(Duration::from_secs(15)).unwrap_or_else(|e| panic!("{e}"));
+    b.wait(Duration::from_secs(15)).unwrap_or_else(|e| panic!("{e}"));
+    let context = format!("A:\n{}\nB:\n{}", a.output(), b.output());
+    assert!(a_status.success(), "A cancelled as asked: {a_status}\n{context}");
+
+    // B: 440 + 480 Hz for the first second (50 blocks), then silence, until the CANCEL.
+    let (rate, ring) = voip_tests::softphone::read_wav(&b_wav).unwrap_or_else(|e| panic!("{e}\n{context}"));
+    let on = sounding(&ring, rate, &[440.0, 480.0]);
+    let seconds = ring.len() as f64 / f64::from(rate);
+    eprintln!("B rang for {seconds:.2} s: {} of {} blocks sounding", on.iter().filter(|s| **s).count(), on.len());
+    assert!((1.5..4.0).contains(&seconds), "B rang {seconds:.2} s\n{context}");
+    assert!(on.iter().take(48).all(|s| *s), "the first second rings: {on:?}");
+    assert!(on.iter().skip(52).all(|s| !*s), "then it pauses: {on:?}");
+
+    // A: 425 Hz ringback after the 180, the same cadence.
+    let (rate, ringback) = voip_tests::softphone::read_wav(&a_wav).unwrap_or_else(|e| panic!("{e}\n{context}"));
+    let on = sounding(&ringback, rate, &[425.0]);
+    eprintln!(
+        "A heard ringback for {:.2} s: {} of {} blocks sounding",
+        ringback.len() as f64 / f64::from(rate),
+        on.iter().filter(|s| **s).count(),
+        on.len()
+    );
+    assert!(on.iter().take(48).all(|s| *s), "A's ringback sounds for the first second: {on:?}");
+    assert!(on.iter().skip(52).all(|s| !*s), "then pauses: {on:?}");
+    assert!(sounding(&ringback, rate, &[440.0, 480.0]).iter().all(|s| !*s), "A hears ringback, not the ring");
+}
