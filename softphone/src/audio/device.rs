@@ -511,3 +511,73 @@ impl QuietAlsa {
         error.to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cpal::SupportedBufferSize;
+
+    fn range(channels: u16, rates: (u32, u32), format: SampleFormat) -> SupportedStreamConfigRange {
+        let buffer = SupportedBufferSize::Range { min: 64, max: 8192 };
+        SupportedStreamConfigRange::new(channels, rates.0, rates.1, buffer, format)
+    }
+
+    #[test]
+    fn the_codec_rate_mono_and_16_bit_are_chosen_when_the_device_has_them() {
+        let ranges = [
+            range(2, (8000, 192_000), SampleFormat::F32),
+            range(1, (8000, 192_000), SampleFormat::F32),
+            range(1, (8000, 192_000), SampleFormat::I16),
+        ];
+        let (config, format) = pick_config(&ranges, 8000).unwrap();
+        assert_eq!((config.channels, config.sample_rate, format), (1, 8000, SampleFormat::I16));
+        assert_eq!(config.buffer_size, BufferSize::Fixed(80), "10 ms periods");
+    }
+
+    #[test]
+    fn a_cd_rate_stereo_float_device_is_taken_as_it_is() {
+        let ranges = [range(2, (44_100, 44_100), SampleFormat::F32), range(2, (44_100, 44_100), SampleFormat::DsdU8)];
+        let (config, format) = pick_config(&ranges, 48_000).unwrap();
+        assert_eq!((config.channels, config.sample_rate, format), (2, 44_100, SampleFormat::F32));
+        assert_eq!(config.buffer_size, BufferSize::Fixed(441));
+    }
+
+    #[test]
+    fn forty_eight_khz_is_preferred_when_the_codec_rate_is_missing_and_periods_respect_the_minimum() {
+        let tight = SupportedStreamConfigRange::new(
+            2,
+            44_100,
+            96_000,
+            SupportedBufferSize::Range { min: 1024, max: 4096 },
+            SampleFormat::I32,
+        );
+        let (config, format) = pick_config(&[tight], 8000).unwrap();
+        assert_eq!((config.sample_rate, format), (48_000, SampleFormat::I32));
+        assert_eq!(config.buffer_size, BufferSize::Fixed(1024));
+    }
+
+    #[test]
+    fn a_device_with_only_formats_we_cannot_convert_is_refused() {
+        assert!(pick_config(&[range(2, (48_000, 48_000), SampleFormat::DsdU32)], 48_000).is_none());
+        assert!(pick_config(&[], 48_000).is_none());
+    }
+
+    #[test]
+    fn a_device_line_names_host_name_default_and_formats() {
+        let info = DeviceInfo {
+            host: "ALSA".into(),
+            name: "default".into(),
+            description: Some("Default Audio Device".into()),
+            is_default: true,
+            input: vec![],
+            output: formats(vec![
+                range(1, (8000, 48_000), SampleFormat::I16),
+                range(2, (8000, 48_000), SampleFormat::F32),
+            ]),
+        };
+        assert_eq!(
+            info.to_line(),
+            "ALSA default (default) \"Default Audio Device\"; output: 8000-48000 Hz, 1-2 ch, i16/f32"
+        );
+    }
+}
