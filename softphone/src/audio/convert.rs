@@ -55,7 +55,8 @@ where
 #[derive(Debug)]
 pub struct RateConverter {
     stages: Vec<Resampler>,
-    scratch: Vec<i16>,
+    /// Each stage's output, reused from call to call.
+    buffers: Vec<Vec<i16>>,
 }
 
 impl RateConverter {
@@ -67,20 +68,20 @@ impl RateConverter {
                 vec![Resampler::new(from, 48_000).map_err(|_| e.clone())?, Resampler::new(48_000, to).map_err(|_| e)?]
             }
         };
-        Ok(RateConverter { stages, scratch: Vec::new() })
+        Ok(RateConverter { buffers: vec![Vec::new(); stages.len()], stages })
     }
 
     /// Converts `input`, the continuation of the stream so far, appending to `out`.
     pub fn process(&mut self, input: &[i16], out: &mut Vec<i16>) {
-        let mut data = input.to_vec();
-        for stage in &mut self.stages {
-            self.scratch.resize(stage.max_output(data.len()), 0);
+        let mut data = input;
+        for (stage, buffer) in self.stages.iter_mut().zip(self.buffers.iter_mut()) {
+            buffer.resize(stage.max_output(data.len()), 0);
             // The buffer has the size the resampler asks for, so it cannot refuse.
-            let n = stage.process(&data, &mut self.scratch).unwrap_or(0);
-            data.clear();
-            data.extend_from_slice(self.scratch.get(..n).unwrap_or_default());
+            let n = stage.process(data, buffer).unwrap_or(0);
+            buffer.truncate(n);
+            data = buffer;
         }
-        out.extend_from_slice(&data);
+        out.extend_from_slice(data);
     }
 }
 
