@@ -26,10 +26,6 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = config::Cli::parse();
-    let sip_trace = cli.sip_trace;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if sip_trace { "warn,sip=trace" } else { "warn" }));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     if cli.list_devices {
         let devices = audio::device::list_devices();
         if devices.is_empty() {
@@ -47,6 +43,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let default_filter = if config.sip_trace { "warn,sip=trace" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     match audio::settle_devices(&mut config) {
         Ok(None) => {}
         Ok(Some(notice)) => eprintln!("softphone: {notice}"),
