@@ -92,6 +92,12 @@ pub struct Cli {
     /// Log every SIP message sent and received on stderr.
     #[arg(long)]
     pub sip_trace: bool,
+    /// Transfer the connected call (blind, by REFER) to this extension or `sip:` URI.
+    #[arg(long, value_name = "TARGET")]
+    pub transfer: Option<String>,
+    /// Send `--transfer` this long after the call is answered (at once when left out).
+    #[arg(long, value_name = "SECONDS")]
+    pub transfer_at: Option<f64>,
 }
 
 /// What was wrong with the command line.
@@ -125,11 +131,11 @@ pub enum ConfigError {
     /// `--events` names an unknown format.
     #[error("unknown --events format {0:?}: only json is supported")]
     UnknownEvents(String),
-    /// `--dial` is neither an extension nor a SIP URI.
-    #[error("cannot dial {0:?}: give an extension like 1002 or a URI like sip:1002@192.0.2.1:5060")]
+    /// `--dial` or `--transfer` is neither an extension nor a SIP URI.
+    #[error("cannot call {0:?}: give an extension like 1002 or a URI like sip:1002@192.0.2.1:5060")]
     BadTarget(String),
-    /// An extension was dialled with no registrar to route it.
-    #[error("dialling extension {0:?} needs --registrar; without one, dial a sip: URI")]
+    /// An extension was dialled (or named for a transfer) with no registrar to route it.
+    #[error("calling extension {0:?} needs --registrar; without one, give a sip: URI")]
     ExtensionNeedsRegistrar(String),
     /// `--registrar` is not HOST[:PORT].
     #[error("bad --registrar {0:?}: write HOST or HOST:PORT")]
@@ -237,6 +243,10 @@ pub struct Config {
     pub telephone_event: bool,
     /// Log every SIP message.
     pub sip_trace: bool,
+    /// Whom to transfer the call to.
+    pub transfer: Option<DialTarget>,
+    /// Transfer this long after answer.
+    pub transfer_at: Duration,
 }
 
 impl Config {
@@ -269,8 +279,11 @@ impl Config {
             .map(parse_host_port)
             .transpose()?;
         let dial = cli.dial.as_deref().map(parse_target).transpose()?;
-        if let (Some(DialTarget::Extension(ext)), None) = (&dial, &registrar) {
-            return Err(ConfigError::ExtensionNeedsRegistrar(ext.clone()));
+        let transfer = cli.transfer.as_deref().map(parse_target).transpose()?;
+        for target in [&dial, &transfer] {
+            if let (Some(DialTarget::Extension(ext)), None) = (target, &registrar) {
+                return Err(ConfigError::ExtensionNeedsRegistrar(ext.clone()));
+            }
         }
         let audio_in = cli.audio_in.or(file.audio_in);
         let audio_out = cli.audio_out.or(file.audio_out);
@@ -314,6 +327,8 @@ impl Config {
             dtmf_at: seconds(cli.dtmf_at, "--dtmf-at")?.unwrap_or_default(),
             telephone_event: !cli.no_telephone_event && file.telephone_event,
             sip_trace: cli.sip_trace || file.sip_trace,
+            transfer,
+            transfer_at: seconds(cli.transfer_at, "--transfer-at")?.unwrap_or_default(),
         })
     }
 }
@@ -465,6 +480,17 @@ mod tests {
     #[test]
     fn list_devices_needs_no_user() {
         assert!(Cli::try_parse_from(["softphone", "--list-devices"]).unwrap().list_devices);
+    }
+
+    #[test]
+    fn transfer_takes_a_target_and_a_time_and_an_extension_needs_a_registrar() {
+        let cli =
+            ["softphone", "--user", "1002", "--registrar", "127.0.0.1", "--transfer", "1003", "--transfer-at", "2"];
+        let config = Config::from_cli(Cli::try_parse_from(cli).unwrap()).unwrap();
+        assert_eq!(config.transfer, Some(DialTarget::Extension("1003".into())));
+        assert_eq!(config.transfer_at, Duration::from_secs(2));
+        let cli = Cli::try_parse_from(["softphone", "--user", "1002", "--transfer", "1003"]).unwrap();
+        assert!(matches!(Config::from_cli(cli), Err(ConfigError::ExtensionNeedsRegistrar(_))));
     }
 
     #[test]
