@@ -3,8 +3,10 @@
 //! Everything here works in frames of mono 16-bit PCM at the codec's sample rate. A
 //! [`Source`] fills one frame per 20 ms tick of the shell's clock; a [`Sink`] takes one decoded
 //! frame per tick. Tones, files and silence have no clock of their own, so the shell paces them;
-//! a sound-card device (later) will plug in here as one more variant of each.
+//! a sound-card device (later) will plug in here as one more variant of each. `pulse:FREQ`
+//! bursts ([`pulse`]) are for timing the audio path.
 
+pub mod pulse;
 mod tone;
 pub mod wav;
 
@@ -12,6 +14,7 @@ use std::path::Path;
 
 use proto::codec::Resampler;
 
+pub use pulse::{OnsetDetector, PulseGenerator};
 pub use tone::ToneGenerator;
 pub use wav::{WavError, WavWriter};
 
@@ -27,6 +30,8 @@ pub enum Source {
     Silence,
     /// A sine.
     Tone(ToneGenerator),
+    /// Bursts of a sine, one a second.
+    Pulse(PulseGenerator),
     /// A WAV file's samples, already at the codec's rate, played in a loop.
     Looped {
         /// The samples.
@@ -42,6 +47,7 @@ impl Source {
         Ok(match audio_in {
             AudioIn::Silence => Source::Silence,
             AudioIn::Tone(freq) => Source::Tone(ToneGenerator::new(*freq, rate, TONE_AMPLITUDE)),
+            AudioIn::Pulse(freq) => Source::Pulse(PulseGenerator::new(*freq, rate, TONE_AMPLITUDE)),
             AudioIn::File(path) => Source::Looped { samples: load_at_rate(path, rate)?, position: 0 },
         })
     }
@@ -51,6 +57,7 @@ impl Source {
         match self {
             Source::Silence => frame.fill(0),
             Source::Tone(tone) => tone.fill(frame),
+            Source::Pulse(pulse) => pulse.fill(frame),
             Source::Looped { samples, position } => {
                 if samples.is_empty() {
                     frame.fill(0);
@@ -61,6 +68,16 @@ impl Source {
                     *position = (*position + 1) % samples.len();
                 }
             }
+        }
+    }
+}
+
+impl Source {
+    /// Where a `pulse:` burst began in the frame last filled, as a sample index into it.
+    pub fn onset(&self) -> Option<usize> {
+        match self {
+            Source::Pulse(pulse) => pulse.onset(),
+            _ => None,
         }
     }
 }

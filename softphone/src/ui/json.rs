@@ -17,6 +17,8 @@ pub fn to_json(event: &UiEvent) -> String {
         UiEvent::Resumed { .. } => "resumed",
         UiEvent::Dtmf { .. } => "dtmf",
         UiEvent::Stats(_) => "stats",
+        UiEvent::OnsetSent { .. } => "onset_sent",
+        UiEvent::OnsetPlayed { .. } => "onset_played",
         UiEvent::HungUp { .. } => "hung_up",
         UiEvent::Unregistered => "unregistered",
     });
@@ -40,6 +42,7 @@ pub fn to_json(event: &UiEvent) -> String {
             o.string("via", via);
         }
         UiEvent::Stats(stats) => stats_fields(&mut o, stats),
+        UiEvent::OnsetSent { unix_us } | UiEvent::OnsetPlayed { unix_us } => o.raw("unix_us", &unix_us.to_string()),
         UiEvent::HungUp { reason, status, stats } => {
             o.string("reason", reason);
             if let Some(status) = status {
@@ -139,6 +142,12 @@ mod tests {
         assert_eq!(to_json(&UiEvent::Resumed { by: "local".into() }), r#"{"event":"resumed","by":"local"}"#);
         let dtmf = UiEvent::Dtmf { digit: '#', via: "rtp".into() };
         assert_eq!(to_json(&dtmf), r##"{"event":"dtmf","digit":"#","via":"rtp"}"##);
+    }
+
+    #[test]
+    fn onsets_carry_their_realtime_instant() {
+        let e = UiEvent::OnsetPlayed { unix_us: 1_764_000_000_123_456 };
+        assert_eq!(to_json(&e), r#"{"event":"onset_played","unix_us":1764000000123456}"#);
     }
 
     #[test]
