@@ -51,9 +51,11 @@ pub struct Cli {
     /// the run then counts as done as asked once the far end confirms with 487.
     #[arg(long, value_name = "SECONDS")]
     pub cancel_after: Option<f64>,
-    /// What we send: `tone:FREQ` (a sine) or a WAV file (looped); the default sound device
-    /// when neither --audio-in nor --audio-out is given, else silence.
-    #[arg(long, value_name = "tone:FREQ|FILE.wav", conflicts_with = "input_device")]
+    /// What we send: `tone:FREQ` (a sine), `pulse:FREQ` (100 ms bursts of a sine each second;
+    /// with `--events json`, `onset_sent` and `onset_played` events time them through the call)
+    /// or a WAV file (looped); the default sound device when neither --audio-in nor --audio-out
+    /// is given, else silence.
+    #[arg(long, value_name = "tone:FREQ|pulse:FREQ|FILE.wav", conflicts_with = "input_device")]
     pub audio_in: Option<String>,
     /// Where the far end's audio goes: a WAV file at the codec's rate, or `null`; the default
     /// sound device when neither --audio-in nor --audio-out is given, else nothing.
@@ -131,8 +133,8 @@ pub enum ConfigError {
     /// `--codecs` is empty.
     #[error("--codecs names no codec: give at least one of opus, pcmu, pcma")]
     NoCodec,
-    /// `--audio-in tone:FREQ` with a bad frequency.
-    #[error("bad tone {0:?} in --audio-in: write tone:FREQ with FREQ in Hz, like tone:1000")]
+    /// `--audio-in tone:FREQ` or `pulse:FREQ` with a bad frequency.
+    #[error("bad tone {0:?} in --audio-in: write tone:FREQ or pulse:FREQ with FREQ in Hz, like tone:1000")]
     BadTone(String),
     /// `--events` names an unknown format.
     #[error("unknown --events format {0:?}: only json is supported")]
@@ -161,6 +163,8 @@ pub enum AudioIn {
     Silence,
     /// A sine of this frequency in Hz.
     Tone(f32),
+    /// Bursts of a sine of this frequency in Hz, one a second.
+    Pulse(f32),
     /// A WAV file, looped.
     File(PathBuf),
     /// A sound card.
@@ -379,14 +383,16 @@ pub fn parse_codecs(list: &str) -> Result<Vec<CodecKind>, ConfigError> {
     Ok(codecs)
 }
 
-/// Parses `tone:FREQ` or a file name.
+/// Parses `tone:FREQ`, `pulse:FREQ` or a file name.
 pub fn parse_audio_in(text: &str) -> Result<AudioIn, ConfigError> {
-    match text.strip_prefix("tone:") {
-        Some(freq) => match freq.trim().parse::<f32>() {
-            Ok(f) if f.is_finite() && f > 0.0 && f < 24_000.0 => Ok(AudioIn::Tone(f)),
-            _ => Err(ConfigError::BadTone(text.to_owned())),
-        },
-        None => Ok(AudioIn::File(PathBuf::from(text))),
+    let (kind, freq): (fn(f32) -> AudioIn, _) = match (text.strip_prefix("tone:"), text.strip_prefix("pulse:")) {
+        (Some(freq), _) => (AudioIn::Tone, freq),
+        (None, Some(freq)) => (AudioIn::Pulse, freq),
+        (None, None) => return Ok(AudioIn::File(PathBuf::from(text))),
+    };
+    match freq.trim().parse::<f32>() {
+        Ok(f) if f.is_finite() && f > 0.0 && f < 24_000.0 => Ok(kind(f)),
+        _ => Err(ConfigError::BadTone(text.to_owned())),
     }
 }
 
@@ -442,6 +448,8 @@ mod tests {
         assert_eq!(parse_audio_in("tone:1500").unwrap(), AudioIn::Tone(1500.0));
         assert_eq!(parse_audio_in("a.wav").unwrap(), AudioIn::File("a.wav".into()));
         assert!(parse_audio_in("tone:x").is_err());
+        assert_eq!(parse_audio_in("pulse:1000").unwrap(), AudioIn::Pulse(1000.0));
+        assert!(parse_audio_in("pulse:0").is_err());
     }
 
     #[test]

@@ -20,8 +20,8 @@ use tokio::time::{Interval, MissedTickBehavior};
 use tracing::{info, warn};
 
 use crate::agent::{Event, HangupReason, Settings, UserAgent};
-use crate::audio::{Ringer, Sink, Source};
-use crate::config::{Config, DialTarget};
+use crate::audio::{OnsetDetector, Ringer, Sink, Source, TONE_AMPLITUDE};
+use crate::config::{AudioIn, Config, DialTarget};
 use crate::media::MediaSession;
 use crate::ui::{Ui, UiEvent};
 
@@ -68,6 +68,8 @@ struct ActiveMedia {
     sink: Sink,
     frame: Vec<i16>,
     tick: Interval,
+    /// With `--audio-in pulse:`, finds the bursts in the far end's audio.
+    onsets: Option<OnsetDetector>,
 }
 
 /// The ring or ringback playing on our output while a call is being set up.
@@ -307,12 +309,19 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                 if let Some(m) = media.as_mut() {
                     let now = Instant::now();
                     m.source.fill(&mut m.frame);
+                    let rate = m.session.sample_rate();
+                    if let Some(at) = m.source.onset() {
+                        ui.show(&UiEvent::OnsetSent { unix_us: unix_us_at(at, rate) });
+                    }
                     match m.session.send_frame(&m.frame, now, &mut out) {
                         Ok(Some(dest)) => { let _ = rtp.send_to(&out, dest).await; }
                         Ok(None) => {}
                         Err(e) => warn!(error = %e, "frame not encoded"),
                     }
                     let played = m.session.play_frame(now);
+                    if let Some(at) = m.onsets.as_mut().and_then(|d| d.process(played)) {
+                        ui.show(&UiEvent::OnsetPlayed { unix_us: unix_us_at(at, rate) });
+                    }
                     if let Err(e) = m.sink.write(played) {
                         warn!(error = %e, "audio output failed; recording stops");
                         m.sink = Sink::Null;
@@ -479,7 +488,15 @@ fn start_media<R: rand::RngCore>(
     let source = Source::open(&config.audio_in, rate)?;
     let sink = Sink::open(&config.audio_out, rate)?;
     let frame_ms = (session.frame_samples() as u64 * 1000) / u64::from(rate.max(1));
-    Ok(ActiveMedia { frame: vec![0; session.frame_samples()], session, source, sink, tick: frame_clock(frame_ms) })
+    let onsets = matches!(config.audio_in, AudioIn::Pulse(_)).then(|| OnsetDetector::new(rate, TONE_AMPLITUDE));
+    Ok(ActiveMedia {
+        frame: vec![0; session.frame_samples()],
+        session,
+        source,
+        sink,
+        tick: frame_clock(frame_ms),
+        onsets,
+    })
 }
 
 /// A clock ticking every `ms` milliseconds that catches up after a late tick.
@@ -516,6 +533,13 @@ async fn switch_media<R: rand::RngCore>(
             start_media(config, negotiated, now, rng)
         }
     }
+}
+
+/// The realtime instant of sample `at` of the frame handled now, in µs since the Unix epoch.
+fn unix_us_at(at: usize, rate: u32) -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let offset = Duration::from_secs_f64(at as f64 / f64::from(rate.max(1)));
+    u64::try_from((now + offset).as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Applies a re-INVITE's outcome: in place when the stream stays the same, else on a new RTP

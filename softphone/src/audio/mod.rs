@@ -4,10 +4,12 @@
 //! [`Source`] fills one frame per 20 ms tick of the shell's clock; a [`Sink`] takes one decoded
 //! frame per tick. Tones, files and silence have no clock of their own, so the shell paces them;
 //! a sound card ([`device`]) has its own, and its queues absorb the difference between the two.
-//! [`Ringer`] makes the ring and ringback sounds played while a call is being set up.
+//! [`Ringer`] makes the ring and ringback sounds played while a call is being set up; `pulse:FREQ`
+//! bursts ([`pulse`]) are for timing the audio path.
 
 mod convert;
 pub mod device;
+pub mod pulse;
 mod ring;
 mod ringer;
 mod tone;
@@ -18,6 +20,7 @@ use std::path::Path;
 use proto::codec::Resampler;
 
 pub use device::{DeviceError, DeviceSink, DeviceSource};
+pub use pulse::{OnsetDetector, PulseGenerator};
 pub use ring::RingCounts;
 pub use ringer::Ringer;
 pub use tone::ToneGenerator;
@@ -46,6 +49,8 @@ pub enum Source {
     Silence,
     /// A sine.
     Tone(ToneGenerator),
+    /// Bursts of a sine, one a second.
+    Pulse(PulseGenerator),
     /// A WAV file's samples, already at the codec's rate, played in a loop.
     Looped {
         /// The samples.
@@ -64,6 +69,7 @@ impl Source {
             AudioIn::Device(choice) => Source::Device(Box::new(DeviceSource::open(&choice.name, rate)?)),
             AudioIn::Silence => Source::Silence,
             AudioIn::Tone(freq) => Source::Tone(ToneGenerator::new(*freq, rate, TONE_AMPLITUDE)),
+            AudioIn::Pulse(freq) => Source::Pulse(PulseGenerator::new(*freq, rate, TONE_AMPLITUDE)),
             AudioIn::File(path) => Source::Looped { samples: load_at_rate(path, rate)?, position: 0 },
         })
     }
@@ -73,6 +79,7 @@ impl Source {
         match self {
             Source::Silence => frame.fill(0),
             Source::Tone(tone) => tone.fill(frame),
+            Source::Pulse(pulse) => pulse.fill(frame),
             Source::Looped { samples, position } => {
                 if samples.is_empty() {
                     frame.fill(0);
@@ -93,6 +100,16 @@ impl Source {
             let RingCounts { dropped, zero_filled } = device.counts();
             tracing::info!(dropped, zero_filled, "sound input closed");
             device.close();
+        }
+    }
+}
+
+impl Source {
+    /// Where a `pulse:` burst began in the frame last filled, as a sample index into it.
+    pub fn onset(&self) -> Option<usize> {
+        match self {
+            Source::Pulse(pulse) => pulse.onset(),
+            _ => None,
         }
     }
 }
