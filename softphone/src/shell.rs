@@ -4,6 +4,8 @@
 //! `--hangup-after`, `--cancel-after`, `--hold-at`, `--resume-at`, `--mute-at`, `--unmute-at`,
 //! `--dtmf` at `--dtmf-at`, `--transfer` at `--transfer-at`) or from the keys typed on the
 //! interactive screen, and [`execute`] carries them out alike.
+//! While a call is being set up it plays the ring (incoming, unless auto-answering) or the
+//! ringback (after 180) on the output.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
@@ -22,8 +24,8 @@ use tokio::time::{Interval, MissedTickBehavior};
 use tracing::{info, warn};
 
 use crate::agent::{CommandError, Event, HangupReason, Settings, UserAgent};
-use crate::audio::{Sink, Source};
-use crate::config::{Config, DialTarget};
+use crate::audio::{OnsetDetector, Ringer, Sink, Source, TONE_AMPLITUDE};
+use crate::config::{AudioIn, Config, DialTarget};
 use crate::media::MediaSession;
 use crate::ui::tui::command::MuteChange;
 use crate::ui::tui::{Command, Tui, TuiState, read_keys};
@@ -80,6 +82,41 @@ struct ActiveMedia {
     tick: Interval,
     /// The user muted our audio.
     muted: bool,
+    /// With `--audio-in pulse:`, finds the bursts in the far end's audio.
+    onsets: Option<OnsetDetector>,
+}
+
+/// The ring or ringback playing on our output while a call is being set up.
+struct Ringing {
+    ringer: Ringer,
+    sink: Sink,
+    frame: Vec<i16>,
+    tick: Interval,
+}
+
+impl Ringing {
+    /// Plays `make(rate)` on the configured output at the first codec's rate; `None` (and a
+    /// warning) when the output cannot open.
+    fn start(config: &Config, make: fn(u32) -> Ringer) -> Option<Ringing> {
+        let rate = config.codecs.first().map_or(8000, |c| c.clock_rate());
+        match Sink::open(&config.audio_out, rate) {
+            Ok(sink) => {
+                Some(Ringing { ringer: make(rate), sink, frame: vec![0; rate as usize / 50], tick: frame_clock(20) })
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot play the ring");
+                None
+            }
+        }
+    }
+
+    fn stop(ringing: &mut Option<Ringing>) {
+        if let Some(r) = ringing.take()
+            && let Err(e) = r.sink.finish()
+        {
+            warn!(error = %e, "ring output not finished");
+        }
+    }
 }
 
 /// Runs the phone until the script is done, the user quits, or it is interrupted. With
@@ -160,6 +197,7 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
     let mut script = Script::default();
     let mut shutdown_at: Option<Instant> = None;
     let mut media: Option<ActiveMedia> = None;
+    let mut ringing: Option<Ringing> = None;
     let mut stats_tick =
         tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(1), Duration::from_secs(1));
     let (mut rtp_buf, mut rtcp_buf) = (vec![0u8; 2048], vec![0u8; 2048]);
@@ -189,6 +227,9 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
             }
         }
         while let Some(event) = agent.poll_event() {
+            if matches!(event, Event::Answered { .. } | Event::HungUp { .. }) {
+                Ringing::stop(&mut ringing);
+            }
             match event {
                 Event::Registered { expires } => {
                     outcome.registered = true;
@@ -205,8 +246,18 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                     }
                 }
                 Event::Unregistered => ui.show(&UiEvent::Unregistered),
-                Event::Incoming { from } => ui.show(&UiEvent::Incoming { from }),
-                Event::Ringing => ui.show(&UiEvent::Ringing),
+                Event::Incoming { from } => {
+                    ui.show(&UiEvent::Incoming { from });
+                    if !config.auto_answer && ringing.is_none() {
+                        ringing = Ringing::start(&config, Ringer::ring);
+                    }
+                }
+                Event::Ringing => {
+                    ui.show(&UiEvent::Ringing);
+                    if media.is_none() && ringing.is_none() {
+                        ringing = Ringing::start(&config, Ringer::ringback);
+                    }
+                }
                 Event::Answered { negotiated } => {
                     match switch_media(&config, media.take(), &negotiated, (now, &rtcp, &mut out), &mut rng).await {
                         Ok(m) => {
@@ -300,6 +351,10 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                 if let Some(m) = media.as_mut() {
                     let now = Instant::now();
                     m.source.fill(&mut m.frame);
+                    let rate = m.session.sample_rate();
+                    if let Some(at) = m.source.onset() {
+                        ui.show(&UiEvent::OnsetSent { unix_us: unix_us_at(at, rate) });
+                    }
                     match m.session.send_frame(&m.frame, now, &mut out) {
                         Ok(Some(dest)) => { let _ = rtp.send_to(&out, dest).await; }
                         Ok(None) => {}
@@ -307,12 +362,24 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                     }
                     let played = m.session.play_frame(now);
                     ui.on_audio(&m.frame, played);
+                    if let Some(at) = m.onsets.as_mut().and_then(|d| d.process(played)) {
+                        ui.show(&UiEvent::OnsetPlayed { unix_us: unix_us_at(at, rate) });
+                    }
                     if let Err(e) = m.sink.write(played) {
                         warn!(error = %e, "audio output failed; recording stops");
                         m.sink = Sink::Null;
                     }
                     while let Some(digit) = m.session.poll_dtmf() {
                         ui.show(&UiEvent::Dtmf { digit, via: "rtp".to_owned() });
+                    }
+                }
+            }
+            _ = ring_tick(&mut ringing) => {
+                if let Some(r) = ringing.as_mut() {
+                    r.ringer.fill(&mut r.frame);
+                    if let Err(e) = r.sink.write(&r.frame) {
+                        warn!(error = %e, "ring output failed");
+                        Ringing::stop(&mut ringing);
                     }
                 }
             }
@@ -359,6 +426,7 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
             }
         }
     }
+    Ringing::stop(&mut ringing);
     if let Some(m) = media.take() {
         let stats = stop_media(m, Instant::now(), &rtcp, &mut out).await;
         show_hangup(&mut ui, &HangupReason::Local, Some(stats));
@@ -510,9 +578,23 @@ fn start_media<R: rand::RngCore>(
     let source = Source::open(&config.audio_in, rate)?;
     let sink = Sink::open(&config.audio_out, rate)?;
     let frame_ms = (session.frame_samples() as u64 * 1000) / u64::from(rate.max(1));
-    let mut tick = tokio::time::interval(Duration::from_millis(frame_ms.max(1)));
+    let onsets = matches!(config.audio_in, AudioIn::Pulse(_)).then(|| OnsetDetector::new(rate, TONE_AMPLITUDE));
+    Ok(ActiveMedia {
+        frame: vec![0; session.frame_samples()],
+        session,
+        source,
+        sink,
+        tick: frame_clock(frame_ms),
+        onsets,
+        muted: false,
+    })
+}
+
+/// A clock ticking every `ms` milliseconds that catches up after a late tick.
+fn frame_clock(ms: u64) -> Interval {
+    let mut tick = tokio::time::interval(Duration::from_millis(ms.max(1)));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
-    Ok(ActiveMedia { frame: vec![0; session.frame_samples()], session, source, sink, tick, muted: false })
+    tick
 }
 
 /// Media for a call just answered. The media of a call we were transferred from stops (RTCP
@@ -543,6 +625,13 @@ async fn switch_media<R: rand::RngCore>(
             start_media(config, negotiated, now, rng)
         }
     }
+}
+
+/// The realtime instant of sample `at` of the frame handled now, in µs since the Unix epoch.
+fn unix_us_at(at: usize, rate: u32) -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let offset = Duration::from_secs_f64(at as f64 / f64::from(rate.max(1)));
+    u64::try_from((now + offset).as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Applies a re-INVITE's outcome: in place when the stream stays the same, else on a new RTP
@@ -581,6 +670,7 @@ async fn stop_media(mut m: ActiveMedia, now: Instant, rtcp: &UdpSocket, out: &mu
     if let Some(dest) = m.session.stop(now, out) {
         let _ = rtcp.send_to(out, dest).await;
     }
+    m.source.close();
     if let Err(e) = m.sink.finish() {
         warn!(error = %e, "audio output not finished");
     }
@@ -602,6 +692,16 @@ async fn frame_tick(media: &mut Option<ActiveMedia>) {
 async fn next_key(keys: &mut Option<tokio::sync::mpsc::UnboundedReceiver<KeyEvent>>) -> Option<KeyEvent> {
     match keys {
         Some(keys) => keys.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next 20 ms frame of the ring; never while there is none.
+async fn ring_tick(ringing: &mut Option<Ringing>) {
+    match ringing {
+        Some(r) => {
+            r.tick.tick().await;
+        }
         None => std::future::pending().await,
     }
 }

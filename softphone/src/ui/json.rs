@@ -22,6 +22,8 @@ pub fn to_json(event: &UiEvent) -> String {
         UiEvent::TransferProgress { .. } => "transfer_progress",
         UiEvent::TransferFailed { .. } => "transfer_failed",
         UiEvent::Stats(_) => "stats",
+        UiEvent::OnsetSent { .. } => "onset_sent",
+        UiEvent::OnsetPlayed { .. } => "onset_played",
         UiEvent::HungUp { .. } => "hung_up",
         UiEvent::Unregistered => "unregistered",
     });
@@ -51,6 +53,7 @@ pub fn to_json(event: &UiEvent) -> String {
             o.raw("status", &status.to_string())
         }
         UiEvent::Stats(stats) => stats_fields(&mut o, stats),
+        UiEvent::OnsetSent { unix_us } | UiEvent::OnsetPlayed { unix_us } => o.raw("unix_us", &unix_us.to_string()),
         UiEvent::HungUp { reason, status, stats } => {
             o.string("reason", reason);
             if let Some(status) = status {
@@ -173,6 +176,12 @@ mod tests {
         assert_eq!(to_json(&progress), r#"{"event":"transfer_progress","status":200}"#);
         let failed = UiEvent::TransferFailed { status: 486 };
         assert_eq!(to_json(&failed), r#"{"event":"transfer_failed","status":486}"#);
+    }
+
+    #[test]
+    fn onsets_carry_their_realtime_instant() {
+        let e = UiEvent::OnsetPlayed { unix_us: 1_764_000_000_123_456 };
+        assert_eq!(to_json(&e), r#"{"event":"onset_played","unix_us":1764000000123456}"#);
     }
 
     #[test]

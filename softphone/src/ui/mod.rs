@@ -88,6 +88,17 @@ pub enum UiEvent {
     },
     /// Media counters, every second of a call.
     Stats(MediaStats),
+    /// A `pulse:` burst's first sample entered the encoder.
+    OnsetSent {
+        /// When, in microseconds since the Unix epoch (the realtime clock, so that phones on
+        /// one host compare).
+        unix_us: u64,
+    },
+    /// The first sample of a burst in the far end's audio left the jitter buffer, decoded.
+    OnsetPlayed {
+        /// When, in microseconds since the Unix epoch.
+        unix_us: u64,
+    },
     /// The call ended.
     HungUp {
         /// Why, as a short token (`local`, `remote`, `rejected`, `timeout`, `cancelled`, …).
@@ -111,19 +122,17 @@ enum Output {
 /// Shows events: JSON lines on stdout, a line of text on stderr, or the interactive screen.
 pub struct Ui {
     output: Output,
-    ring_hook: Option<Box<dyn FnMut(bool)>>,
-    ringing: bool,
 }
 
 impl Ui {
     /// A UI printing JSON lines when `json`, else text.
     pub fn new(json: bool) -> Ui {
-        Ui { output: if json { Output::Json } else { Output::Text }, ring_hook: None, ringing: false }
+        Ui { output: if json { Output::Json } else { Output::Text } }
     }
 
     /// The interactive screen.
     pub fn interactive(tui: Tui) -> Ui {
-        Ui { output: Output::Terminal(Box::new(tui)), ring_hook: None, ringing: false }
+        Ui { output: Output::Terminal(Box::new(tui)) }
     }
 
     /// True for the interactive screen.
@@ -131,26 +140,8 @@ impl Ui {
         matches!(self.output, Output::Terminal(_))
     }
 
-    /// Calls `hook(true)` when an incoming call starts ringing and `hook(false)` when it stops
-    /// (answered, rejected or gone): where an audible ring tone starts and stops.
-    #[allow(dead_code, reason = "the ring tone of the audio devices connects here")]
-    pub fn set_ring_hook(&mut self, hook: Box<dyn FnMut(bool)>) {
-        self.ring_hook = Some(hook);
-    }
-
     /// Shows one event.
     pub fn show(&mut self, event: &UiEvent) {
-        let ringing = match event {
-            UiEvent::Incoming { .. } => true,
-            UiEvent::Answered { .. } | UiEvent::HungUp { .. } => false,
-            _ => self.ringing,
-        };
-        if ringing != self.ringing {
-            self.ringing = ringing;
-            if let Some(hook) = self.ring_hook.as_mut() {
-                hook(ringing);
-            }
-        }
         match &mut self.output {
             Output::Json => {
                 let mut out = std::io::stdout().lock();
@@ -158,7 +149,11 @@ impl Ui {
                 let _ = writeln!(out, "{}", to_json(event));
                 let _ = out.flush();
             }
-            Output::Text if !matches!(event, UiEvent::Stats(_)) => eprintln!("softphone: {}", to_json(event)),
+            Output::Text
+                if !matches!(event, UiEvent::Stats(_) | UiEvent::OnsetSent { .. } | UiEvent::OnsetPlayed { .. }) =>
+            {
+                eprintln!("softphone: {}", to_json(event))
+            }
             Output::Text => {}
             Output::Terminal(tui) => tui.state().on_event(event, Instant::now()),
         }
@@ -210,26 +205,5 @@ fn describe(command: &Command) -> &'static str {
         Command::Transfer(_) => "cannot transfer",
         Command::Help => "cannot help",
         Command::Quit => "cannot quit",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::cell::RefCell;
-    use std::rc::Rc;
-
-    #[test]
-    fn the_ring_hook_starts_on_an_incoming_call_and_stops_when_it_is_answered_or_gone() {
-        let calls = Rc::new(RefCell::new(Vec::new()));
-        let mut ui = Ui::new(false);
-        let seen = Rc::clone(&calls);
-        ui.set_ring_hook(Box::new(move |on| seen.borrow_mut().push(on)));
-        ui.show(&UiEvent::Incoming { from: "<sip:1002@voip.test>".into() });
-        ui.show(&UiEvent::Answered { codec: "opus".into(), remote_rtp: "127.0.0.1:4000".into() });
-        ui.show(&UiEvent::HungUp { reason: "local".into(), status: None, stats: None });
-        ui.show(&UiEvent::Incoming { from: "<sip:1003@voip.test>".into() });
-        ui.show(&UiEvent::HungUp { reason: "cancelled".into(), status: None, stats: None });
-        assert_eq!(*calls.borrow(), [true, false, true, false]);
     }
 }

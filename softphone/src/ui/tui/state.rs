@@ -233,6 +233,7 @@ impl TuiState {
                 self.error(now, format!("transfer failed ({status}): the call stays up"));
             }
             UiEvent::Stats(stats) => self.stats = Some(*stats),
+            UiEvent::OnsetSent { .. } | UiEvent::OnsetPlayed { .. } => {}
             UiEvent::HungUp { reason, status, stats } => {
                 let mut text = format!("call ended: {reason}");
                 if let Some(status) = status {
