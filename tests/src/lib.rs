@@ -1,5 +1,5 @@
 //! Helpers shared by the cross-binary tests: free ports, temp dirs, spawning the
-//! registrar and the reference peers (SIPp, Kamailio), and the SIP flows that the
+//! registrar and the reference peers (SIPp, Kamailio, baresip), and the SIP flows that the
 //! integration tests in `tests/tests/` run against either server.
 //!
 //! Every wait in here is bounded in count and in time, and every process it starts
@@ -10,6 +10,7 @@
 //!   without it a missing peer fails the test with the package to install.
 //! - `VOIP_TESTS_REGISTRAR=/path/to/registrar` uses that binary instead of building one.
 
+pub mod baresip;
 mod build;
 mod error;
 pub mod flows;
