@@ -81,8 +81,30 @@ pub struct BaresipConfig {
     pub codec: BaresipCodec,
     /// The frequency of the sine it sends, in Hz.
     pub tone: u32,
-    /// Answer incoming calls at once (`answermode=auto`).
-    pub auto_answer: bool,
+    /// How it answers incoming calls.
+    pub answer: AnswerMode,
+}
+
+/// How baresip answers incoming calls (its account's `answermode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerMode {
+    /// Rings (180) until told to [`Baresip::accept`].
+    Manual,
+    /// Answers at once (200).
+    Auto,
+    /// Answers 183 Session Progress with its SDP (early media) until told to
+    /// [`Baresip::accept`].
+    Early,
+}
+
+impl AnswerMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            AnswerMode::Manual => "manual",
+            AnswerMode::Auto => "auto",
+            AnswerMode::Early => "early",
+        }
+    }
 }
 
 impl BaresipConfig {
@@ -96,7 +118,7 @@ impl BaresipConfig {
             proxy,
             codec: BaresipCodec::Opus,
             tone: 1000,
-            auto_answer: false,
+            answer: AnswerMode::Manual,
         }
     }
 
@@ -112,9 +134,9 @@ impl BaresipConfig {
         self
     }
 
-    /// Answers incoming calls at once.
-    pub fn auto_answer(mut self) -> Self {
-        self.auto_answer = true;
+    /// Answers incoming calls as `mode` says.
+    pub fn answer(mut self, mode: AnswerMode) -> Self {
+        self.answer = mode;
         self
     }
 
@@ -157,7 +179,7 @@ impl BaresipConfig {
             domain = self.domain,
             password = self.password,
             proxy = self.proxy,
-            answer = if self.auto_answer { "auto" } else { "manual" },
+            answer = self.answer.as_str(),
             codec = self.codec.account_entry(),
         )
     }
@@ -253,7 +275,7 @@ impl Baresip {
                 return Err(HarnessError::Timeout {
                     what: format!("baresip {name} (opening its control port {ctrl}; exit: {exited:?})"),
                     limit: CONTROL_LIMIT,
-                    output: clean_log(&log),
+                    output: clean_log(&log, 60),
                 });
             }
             std::thread::sleep(POLL);
@@ -298,6 +320,31 @@ impl Baresip {
     /// Calls `uri` (`sip:1001@domain`), through the outbound proxy.
     pub fn dial(&mut self, uri: &str) -> Result<()> {
         self.command("dial", uri).map(drop)
+    }
+
+    /// Answers the ringing (or early) incoming call.
+    pub fn accept(&mut self) -> Result<()> {
+        self.command("accept", "").map(drop)
+    }
+
+    /// Puts the current call on hold (a re-INVITE with `a=sendonly`).
+    pub fn hold(&mut self) -> Result<()> {
+        self.command("hold", "").map(drop)
+    }
+
+    /// Takes the current call off hold (a re-INVITE with `a=sendrecv`).
+    pub fn resume(&mut self) -> Result<()> {
+        self.command("resume", "").map(drop)
+    }
+
+    /// Sends an OPTIONS to `uri`; baresip prints the response in its log.
+    pub fn options(&mut self, uri: &str) -> Result<()> {
+        self.command("options", uri).map(drop)
+    }
+
+    /// Its log without the status lines.
+    pub fn log(&self) -> String {
+        clean_log(&self.dir.path().join("baresip.log"), usize::MAX)
     }
 
     /// Hangs up the current call.
@@ -384,13 +431,15 @@ impl Baresip {
         true
     }
 
-    /// The WAV file of what it decoded in its (one) call.
+    /// The WAV file of what it decoded last. `sndfile` starts a new `dump-<time>-dec.wav` each
+    /// time the audio stream is set up again (a call, a hold, a resume); names sort by time.
     pub fn recording(&self) -> Result<PathBuf> {
         let entries = std::fs::read_dir(self.dir.path())
             .map_err(|source| HarnessError::io(format!("list {}", self.dir.path().display()), source))?;
         entries
             .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .find(|path| path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with("-dec.wav")))
+            .filter(|path| path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with("-dec.wav")))
+            .max()
             .ok_or_else(|| {
                 HarnessError::io(
                     format!("find baresip {}'s recording in {}", self.name, self.dir.path().display()),
@@ -419,7 +468,7 @@ impl Baresip {
             "--- baresip {} control messages ---\n{}\n--- its log ---\n{}",
             self.name,
             messages.join("\n"),
-            clean_log(&self.dir.path().join("baresip.log"))
+            clean_log(&self.dir.path().join("baresip.log"), 60)
         )
     }
 
@@ -462,8 +511,9 @@ fn json_escape(text: &str) -> String {
     text.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
-/// baresip's log without the status line it rewrites with `\r` every 100 ms.
-fn clean_log(path: &Path) -> String {
+/// The last `lines` lines of baresip's log, without the status line it rewrites with `\r`
+/// every 100 ms.
+fn clean_log(path: &Path, lines: usize) -> String {
     let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
     let kept: Vec<&str> = text
         .split(['\r', '\n'])
@@ -471,7 +521,7 @@ fn clean_log(path: &Path) -> String {
         .filter(|line| !line.is_empty())
         .filter(|line| !(line.starts_with('[') && line.contains("] audio=")))
         .collect();
-    kept[kept.len().saturating_sub(60)..].join("\n")
+    kept[kept.len().saturating_sub(lines)..].join("\n")
 }
 
 #[cfg(test)]
@@ -492,7 +542,7 @@ mod tests {
     fn account_registers_through_the_proxy_with_one_codec() {
         let config = BaresipConfig::new("1002", "pw", "voip.test", "127.0.0.1:5070".parse().unwrap())
             .codec(BaresipCodec::Pcmu)
-            .auto_answer();
+            .answer(AnswerMode::Auto);
         assert_eq!(
             config.accounts_file(),
             "<sip:1002@voip.test>;auth_pass=pw;outbound=\"sip:127.0.0.1:5070\";regint=300;\
@@ -528,6 +578,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
         std::fs::write(&path, "ready\n[0:00:01] audio=0/0 (bit/s)\r[0:00:02] audio=1/1 (bit/s)\rcall: done\n").unwrap();
-        assert_eq!(clean_log(&path), "ready\ncall: done");
+        assert_eq!(clean_log(&path, 10), "ready\ncall: done");
+        assert_eq!(clean_log(&path, 1), "call: done");
     }
 }
