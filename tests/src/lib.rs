@@ -6,7 +6,7 @@
 //! is ended when its handle drops, so a failing test cannot leave servers behind.
 //!
 //! Environment:
-//! - `VOIP_TESTS_SKIP_PEERS=1` skips the tests that need SIPp or Kamailio on purpose;
+//! - `VOIP_TESTS_SKIP_PEERS=1` skips the tests that need SIPp, Kamailio or baresip on purpose;
 //!   without it a missing peer fails the test with the package to install.
 //! - `VOIP_TESTS_REGISTRAR=/path/to/registrar` uses that binary instead of building one.
 
