@@ -24,8 +24,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Where Debian installs baresip's modules.
-const MODULE_PATH: &str = "/usr/lib/baresip/modules";
+/// Where Debian installs baresip's modules (1.0 in `/usr/lib`, later ones per architecture).
+const MODULE_DIRS: [&str; 3] = [
+    "/usr/lib/baresip/modules",
+    "/usr/lib/x86_64-linux-gnu/baresip/modules",
+    "/usr/lib/aarch64-linux-gnu/baresip/modules",
+];
 /// How long a started baresip has to open its control port.
 const CONTROL_LIMIT: Duration = Duration::from_secs(10);
 /// How long a control command has to be answered.
@@ -141,7 +145,7 @@ impl BaresipConfig {
     }
 
     /// The `config` file for SIP on `sip`, control on `ctrl`, recordings in `dir`.
-    fn config_file(&self, sip: SocketAddr, ctrl: SocketAddr, dir: &Path) -> String {
+    fn config_file(&self, sip: SocketAddr, ctrl: SocketAddr, modules: &Path, dir: &Path) -> String {
         format!(
             "poll_method\tepoll\n\
              sip_listen\t{sip}\n\
@@ -153,7 +157,7 @@ impl BaresipConfig {
              ausrc_channels\t2\n\
              opus_bitrate\t32000\n\
              opus_stereo\tno\n\
-             module_path\t{MODULE_PATH}\n\
+             module_path\t{modules}\n\
              module\topus.so\n\
              module\tg711.so\n\
              module\tausine.so\n\
@@ -166,6 +170,7 @@ impl BaresipConfig {
              ctrl_tcp_listen\t{ctrl}\n",
             ip = sip.ip(),
             tone = self.tone,
+            modules = modules.display(),
             dir = dir.display(),
         )
     }
@@ -219,15 +224,16 @@ impl Baresip {
     /// for the registration: see [`Baresip::wait_registered`].
     pub fn start(name: &str, config: &BaresipConfig) -> Result<Baresip> {
         let program = Peer::Baresip.locate()?;
-        if !Path::new(MODULE_PATH).join("ausine.so").exists() {
-            return Err(HarnessError::io(
-                format!("find baresip's modules in {MODULE_PATH}"),
-                std::io::Error::other("ausine.so is missing: reinstall the Debian package baresip-core"),
-            ));
-        }
+        let modules =
+            MODULE_DIRS.iter().map(Path::new).find(|dir| dir.join("ausine.so").exists()).ok_or_else(|| {
+                HarnessError::io(
+                    format!("find baresip's modules (ausine.so) in {}", MODULE_DIRS.join(" or ")),
+                    std::io::Error::other("they are missing: reinstall the Debian package baresip-core"),
+                )
+            })?;
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
-            match Self::launch(name, &program, config) {
+            match Self::launch(name, &program, modules, config) {
                 // A port chosen free was taken before baresip bound it: choose again.
                 Err(error @ HarnessError::Timeout { .. }) if error.to_string().contains("Address already in use") => {
                     last_error = Some(error)
@@ -239,7 +245,7 @@ impl Baresip {
     }
 
     /// One start on freshly chosen ports.
-    fn launch(name: &str, program: &Path, config: &BaresipConfig) -> Result<Baresip> {
+    fn launch(name: &str, program: &Path, modules: &Path, config: &BaresipConfig) -> Result<Baresip> {
         let sip = SocketAddr::from((Ipv4Addr::LOCALHOST, sip_port()?));
         let ctrl = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
         let dir = temp_dir(&format!("baresip-{name}-"))?;
@@ -247,7 +253,7 @@ impl Baresip {
             std::fs::write(dir.path().join(file), text)
                 .map_err(|source| HarnessError::io(format!("write baresip's {file}"), source))
         };
-        write("config", &config.config_file(sip, ctrl, dir.path()))?;
+        write("config", &config.config_file(sip, ctrl, modules, dir.path()))?;
         write("accounts", &config.accounts_file())?;
         write("contacts", "")?;
         let log = dir.path().join("baresip.log");
@@ -303,7 +309,7 @@ impl Baresip {
         let deadline = Instant::now() + limit;
         loop {
             let info = self.command("reginfo", "")?;
-            if info.contains("[32mOK") {
+            if info.contains("[32mOK") || self.event("REGISTER_OK").is_some() {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -553,9 +559,14 @@ mod tests {
     #[test]
     fn config_names_the_addresses_tone_and_recording_folder() {
         let config = BaresipConfig::new("1", "pw", "d", "127.0.0.1:5070".parse().unwrap()).tone(1500);
-        let text =
-            config.config_file("127.0.0.1:5080".parse().unwrap(), "127.0.0.1:5090".parse().unwrap(), Path::new("/r"));
+        let text = config.config_file(
+            "127.0.0.1:5080".parse().unwrap(),
+            "127.0.0.1:5090".parse().unwrap(),
+            Path::new("/m"),
+            Path::new("/r"),
+        );
         for line in [
+            "module_path\t/m",
             "sip_listen\t127.0.0.1:5080",
             "ctrl_tcp_listen\t127.0.0.1:5090",
             "audio_source\tausine,1500",
