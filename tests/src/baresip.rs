@@ -87,6 +87,8 @@ pub struct BaresipConfig {
     pub tone: u32,
     /// How it answers incoming calls.
     pub answer: AnswerMode,
+    /// Reach the proxy over TCP (`;transport=tcp`) instead of UDP.
+    pub tcp: bool,
 }
 
 /// How baresip answers incoming calls (its account's `answermode`).
@@ -123,6 +125,7 @@ impl BaresipConfig {
             codec: BaresipCodec::Opus,
             tone: 1000,
             answer: AnswerMode::Manual,
+            tcp: false,
         }
     }
 
@@ -135,6 +138,12 @@ impl BaresipConfig {
     /// Sends a sine of `hz`.
     pub fn tone(mut self, hz: u32) -> Self {
         self.tone = hz;
+        self
+    }
+
+    /// Talks to the proxy over TCP.
+    pub fn tcp(mut self) -> Self {
+        self.tcp = true;
         self
     }
 
@@ -178,12 +187,13 @@ impl BaresipConfig {
     /// The `accounts` file: one account, registering through the proxy.
     fn accounts_file(&self) -> String {
         format!(
-            "<sip:{user}@{domain}>;auth_pass={password};outbound=\"sip:{proxy}\";regint=300;\
+            "<sip:{user}@{domain}>;auth_pass={password};outbound=\"sip:{proxy}{transport}\";regint=300;\
              answermode={answer};audio_codecs={codec}\n",
             user = self.user,
             domain = self.domain,
             password = self.password,
             proxy = self.proxy,
+            transport = if self.tcp { ";transport=tcp" } else { "" },
             answer = self.answer.as_str(),
             codec = self.codec.account_entry(),
         )
@@ -554,6 +564,7 @@ mod tests {
             "<sip:1002@voip.test>;auth_pass=pw;outbound=\"sip:127.0.0.1:5070\";regint=300;\
              answermode=auto;audio_codecs=PCMU/8000/1\n"
         );
+        assert!(config.tcp().accounts_file().contains("outbound=\"sip:127.0.0.1:5070;transport=tcp\""));
     }
 
     #[test]

@@ -36,6 +36,22 @@ fn registrar(dir: &Path) -> Registrar {
     Registrar::start(config).unwrap_or_else(|e| panic!("start the registrar: {e}"))
 }
 
+/// How the baresip under test reaches the registrar.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Udp,
+    Tcp,
+}
+
+impl Via {
+    fn name(self) -> &'static str {
+        match self {
+            Via::Udp => "UDP",
+            Via::Tcp => "TCP",
+        }
+    }
+}
+
 fn baresip(
     registrar: &Registrar,
     name: &str,
@@ -43,9 +59,13 @@ fn baresip(
     codec: BaresipCodec,
     tone: u32,
     answer: AnswerMode,
+    via: Via,
 ) -> Baresip {
-    let config =
+    let mut config =
         BaresipConfig::new(user, &format!("pw{user}"), DOMAIN, registrar.addr()).codec(codec).tone(tone).answer(answer);
+    if via == Via::Tcp {
+        config = config.tcp();
+    }
     let mut phone = Baresip::start(name, &config).unwrap_or_else(|e| panic!("start baresip {name}: {e}"));
     phone.wait_registered(WAIT).unwrap_or_else(|e| panic!("{e}\nregistrar:\n{}", registrar.log_tail(40)));
     phone
@@ -87,17 +107,21 @@ fn assert_recording_holds(path: &Path, rate: u32, freq: u32, connected: Duration
     );
 }
 
-/// The registrar relayed an INVITE to `callee` (the call went through it, not around it).
-fn assert_invite_relayed_to(registrar: &Registrar, callee: std::net::SocketAddr) {
+/// The registrar relayed an INVITE to `callee` (the call went through it, not around it); over
+/// TCP, on the connection the callee registered from, whatever its port.
+fn assert_invite_relayed_to(registrar: &Registrar, callee: std::net::SocketAddr, via: Via) {
     let log = registrar.log();
-    assert!(
-        log.contains(&format!("send UDP to {callee}:\nINVITE ")),
-        "the registrar relayed no INVITE to {callee}\n{}",
-        registrar.log_tail(60)
-    );
+    let relayed = match via {
+        Via::Udp => log.contains(&format!("send UDP to {callee}:\nINVITE ")),
+        Via::Tcp => log
+            .split("send TCP to ")
+            .skip(1)
+            .any(|rest| rest.split_once('\n').is_some_and(|(_, message)| message.starts_with("INVITE "))),
+    };
+    assert!(relayed, "the registrar relayed no INVITE to {callee} over {}\n{}", via.name(), registrar.log_tail(60));
 }
 
-fn baresip_calls_softphone(codec: BaresipCodec) {
+fn baresip_calls_softphone(codec: BaresipCodec, via: Via) {
     if !peers_ready(&[Peer::Baresip]) {
         return;
     }
@@ -120,7 +144,7 @@ fn baresip_calls_softphone(codec: BaresipCodec) {
     let args = phone_args(registrar.addr(), DOMAIN, "1001", &extra).unwrap_or_else(|e| panic!("{e}"));
     let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
     softphone.wait_for_event("registered", WAIT).unwrap_or_else(|e| panic!("{e}"));
-    let mut baresip = baresip(&registrar, "caller", "1002", codec, TONE_BARESIP, AnswerMode::Manual);
+    let mut baresip = baresip(&registrar, "caller", "1002", codec, TONE_BARESIP, AnswerMode::Manual, via);
 
     baresip.dial(&format!("sip:1001@{DOMAIN}")).unwrap_or_else(|e| panic!("{e}"));
     let established = baresip
@@ -138,7 +162,7 @@ fn baresip_calls_softphone(codec: BaresipCodec) {
     assert!(answered.contains(&format!("\"codec\":\"{codec_name}\"")), "{answered}\n{context}");
     let hung_up = softphone.event("hung_up").unwrap_or_else(|| panic!("no hung_up event\n{context}"));
     assert!(hung_up.contains("\"reason\":\"remote\""), "{hung_up}\n{context}");
-    assert_invite_relayed_to(&registrar, phone_addr(&args));
+    assert_invite_relayed_to(&registrar, phone_addr(&args), Via::Udp);
 
     let connected = closed.at.duration_since(established.at);
     assert_recording_holds(&wav, codec.rate(), TONE_BARESIP, connected, "the softphone", &context);
@@ -146,14 +170,14 @@ fn baresip_calls_softphone(codec: BaresipCodec) {
     assert_recording_holds(&recording, codec.rate(), TONE_OTHER, connected, "baresip", &context);
 }
 
-fn softphone_calls_baresip(codec: BaresipCodec, answer: AnswerMode) {
+fn softphone_calls_baresip(codec: BaresipCodec, answer: AnswerMode, via: Via) {
     if !peers_ready(&[Peer::Baresip]) {
         return;
     }
     let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
     let registrar = registrar(dir.path());
     let (codecs, codec_name) = softphone_codec(codec);
-    let mut baresip = baresip(&registrar, "callee", "1002", codec, TONE_BARESIP, answer);
+    let mut baresip = baresip(&registrar, "callee", "1002", codec, TONE_BARESIP, answer, via);
 
     let wav = dir.path().join("softphone.wav");
     let tone = format!("tone:{TONE_OTHER}");
@@ -197,7 +221,7 @@ fn softphone_calls_baresip(codec: BaresipCodec, answer: AnswerMode) {
     assert!(answered.contains(&format!("\"codec\":\"{codec_name}\"")), "{answered}\n{context}");
     let hung_up = softphone.event("hung_up").unwrap_or_else(|| panic!("no hung_up event\n{context}"));
     assert!(hung_up.contains("\"reason\":\"local\""), "{hung_up}\n{context}");
-    assert_invite_relayed_to(&registrar, baresip.sip_addr());
+    assert_invite_relayed_to(&registrar, baresip.sip_addr(), via);
 
     let connected = closed.at.duration_since(established.at);
     assert_recording_holds(&wav, codec.rate(), TONE_BARESIP, connected, "the softphone", &context);
@@ -211,8 +235,8 @@ fn baresip_calls_baresip(codec: BaresipCodec) {
     }
     let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
     let registrar = registrar(dir.path());
-    let mut callee = baresip(&registrar, "callee", "1003", codec, TONE_OTHER, AnswerMode::Auto);
-    let mut caller = baresip(&registrar, "caller", "1002", codec, TONE_BARESIP, AnswerMode::Manual);
+    let mut callee = baresip(&registrar, "callee", "1003", codec, TONE_OTHER, AnswerMode::Auto, Via::Udp);
+    let mut caller = baresip(&registrar, "caller", "1002", codec, TONE_BARESIP, AnswerMode::Manual, Via::Udp);
 
     caller.dial(&format!("sip:1003@{DOMAIN}")).unwrap_or_else(|e| panic!("{e}"));
     let established = caller
@@ -226,7 +250,7 @@ fn baresip_calls_baresip(codec: BaresipCodec) {
     callee.quit(WAIT).unwrap_or_else(|e| panic!("{e}"));
     let context = format!("{}\n{}\nregistrar:\n{}", caller.output(), callee.output(), registrar.log_tail(40));
     callee_closed.unwrap_or_else(|e| panic!("the BYE did not reach the callee: {e}\n{context}"));
-    assert_invite_relayed_to(&registrar, callee.sip_addr());
+    assert_invite_relayed_to(&registrar, callee.sip_addr(), Via::Udp);
 
     let connected = closed.at.duration_since(established.at);
     let caller_wav = caller.recording().unwrap_or_else(|e| panic!("{e}"));
@@ -243,27 +267,37 @@ fn phone_addr(args: &[String]) -> std::net::SocketAddr {
 
 #[test]
 fn baresip_calls_softphone_with_opus_and_each_hears_the_other() {
-    baresip_calls_softphone(BaresipCodec::Opus);
+    baresip_calls_softphone(BaresipCodec::Opus, Via::Udp);
 }
 
 #[test]
 fn baresip_calls_softphone_with_pcmu_and_each_hears_the_other() {
-    baresip_calls_softphone(BaresipCodec::Pcmu);
+    baresip_calls_softphone(BaresipCodec::Pcmu, Via::Udp);
+}
+
+#[test]
+fn baresip_over_tcp_calls_softphone_over_udp_through_the_registrar() {
+    baresip_calls_softphone(BaresipCodec::Opus, Via::Tcp);
 }
 
 #[test]
 fn softphone_calls_baresip_with_opus_and_each_hears_the_other() {
-    softphone_calls_baresip(BaresipCodec::Opus, AnswerMode::Auto);
+    softphone_calls_baresip(BaresipCodec::Opus, AnswerMode::Auto, Via::Udp);
 }
 
 #[test]
 fn softphone_calls_baresip_with_pcmu_and_each_hears_the_other() {
-    softphone_calls_baresip(BaresipCodec::Pcmu, AnswerMode::Auto);
+    softphone_calls_baresip(BaresipCodec::Pcmu, AnswerMode::Auto, Via::Udp);
+}
+
+#[test]
+fn softphone_over_udp_calls_baresip_over_tcp_through_the_registrar() {
+    softphone_calls_baresip(BaresipCodec::Opus, AnswerMode::Auto, Via::Tcp);
 }
 
 #[test]
 fn softphone_calls_baresip_answering_183_with_early_media_then_200() {
-    softphone_calls_baresip(BaresipCodec::Opus, AnswerMode::Early);
+    softphone_calls_baresip(BaresipCodec::Opus, AnswerMode::Early, Via::Udp);
 }
 
 #[test]
@@ -296,7 +330,8 @@ fn baresip_holds_and_resumes_the_softphone_by_reinvite_and_audio_returns() {
     let args = phone_args(registrar.addr(), DOMAIN, "1001", &extra).unwrap_or_else(|e| panic!("{e}"));
     let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
     softphone.wait_for_event("registered", WAIT).unwrap_or_else(|e| panic!("{e}"));
-    let mut baresip = baresip(&registrar, "caller", "1002", BaresipCodec::Opus, TONE_BARESIP, AnswerMode::Manual);
+    let mut baresip =
+        baresip(&registrar, "caller", "1002", BaresipCodec::Opus, TONE_BARESIP, AnswerMode::Manual, Via::Udp);
 
     baresip.dial(&format!("sip:1001@{DOMAIN}")).unwrap_or_else(|e| panic!("{e}"));
     baresip.wait_for_event("CALL_ESTABLISHED", WAIT).unwrap_or_else(|e| panic!("{e}\n{}", softphone.output()));
@@ -349,7 +384,8 @@ fn baresip_options_reach_the_softphone_through_the_registrar_and_get_200_with_a_
     let args = phone_args(registrar.addr(), DOMAIN, "1001", &["--duration", "20"]).unwrap_or_else(|e| panic!("{e}"));
     let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
     softphone.wait_for_event("registered", WAIT).unwrap_or_else(|e| panic!("{e}"));
-    let mut baresip = baresip(&registrar, "asker", "1002", BaresipCodec::Opus, TONE_BARESIP, AnswerMode::Manual);
+    let mut baresip =
+        baresip(&registrar, "asker", "1002", BaresipCodec::Opus, TONE_BARESIP, AnswerMode::Manual, Via::Udp);
 
     baresip.options(&format!("sip:1001@{DOMAIN}")).unwrap_or_else(|e| panic!("{e}"));
     // baresip prints the response under "----- OPTIONS of <uri> -----".
