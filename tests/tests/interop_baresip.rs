@@ -409,3 +409,30 @@ fn baresip_options_reach_the_softphone_through_the_registrar_and_get_200_with_a_
     let to = response.lines().find(|l| l.starts_with("To:")).unwrap_or_default();
     assert!(to.contains(";tag="), "the softphone's 200 to OPTIONS has no To tag: {to:?}");
 }
+
+#[test]
+fn baresip_cancels_a_ringing_call_and_the_softphone_reports_cancelled() {
+    if !peers_ready(&[Peer::Baresip]) {
+        return;
+    }
+    let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
+    let registrar = registrar(dir.path());
+    let args = phone_args(registrar.addr(), DOMAIN, "1001", &["--duration", "20"]).unwrap_or_else(|e| panic!("{e}"));
+    let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
+    softphone.wait_for_event("registered", WAIT).unwrap_or_else(|e| panic!("{e}"));
+    let mut baresip =
+        baresip(&registrar, "caller", "1002", BaresipCodec::Opus, TONE_BARESIP, AnswerMode::Manual, Via::Udp);
+
+    baresip.dial(&format!("sip:1001@{DOMAIN}")).unwrap_or_else(|e| panic!("{e}"));
+    baresip.wait_for_event("CALL_RINGING", WAIT).unwrap_or_else(|e| panic!("{e}\n{}", softphone.output()));
+    softphone.wait_for_event("incoming", WAIT).unwrap_or_else(|e| panic!("{e}"));
+    baresip.hangup().unwrap_or_else(|e| panic!("{e}"));
+    baresip.wait_for_event("CALL_CLOSED", WAIT).unwrap_or_else(|e| panic!("{e}"));
+    let hung_up = softphone.wait_for_event("hung_up", WAIT).unwrap_or_else(|e| panic!("{e}\n{}", baresip.output()));
+    let context =
+        format!("softphone:\n{}\n{}\nregistrar:\n{}", softphone.output(), baresip.output(), registrar.log_tail(60));
+    assert!(hung_up.contains("\"reason\":\"cancelled\""), "{hung_up}\n{context}");
+    assert!(softphone.event("answered").is_none(), "{context}");
+    let cancel = format!("send UDP to {}:\nCANCEL ", phone_addr(&args));
+    assert!(registrar.log().contains(&cancel), "the registrar relayed no CANCEL to the softphone\n{context}");
+}
