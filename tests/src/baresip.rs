@@ -353,6 +353,11 @@ impl Baresip {
         self.command("resume", "").map(drop)
     }
 
+    /// Sends one DTMF digit in the current call (RFC 4733 telephone-event when negotiated).
+    pub fn send_digit(&mut self, digit: char) -> Result<()> {
+        self.command("sndcode", &digit.to_string()).map(drop)
+    }
+
     /// Sends an OPTIONS to `uri`; baresip prints the response in its log.
     pub fn options(&mut self, uri: &str) -> Result<()> {
         self.command("options", uri).map(drop)

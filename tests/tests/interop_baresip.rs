@@ -436,3 +436,37 @@ fn baresip_cancels_a_ringing_call_and_the_softphone_reports_cancelled() {
     let cancel = format!("send UDP to {}:\nCANCEL ", phone_addr(&args));
     assert!(registrar.log().contains(&cancel), "the registrar relayed no CANCEL to the softphone\n{context}");
 }
+
+#[test]
+fn baresip_dtmf_reaches_the_softphone_as_rfc4733_events() {
+    if !peers_ready(&[Peer::Baresip]) {
+        return;
+    }
+    let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
+    let registrar = registrar(dir.path());
+    let extra = ["--auto-answer", "--audio-out", "null", "--duration", "20"];
+    let args = phone_args(registrar.addr(), DOMAIN, "1001", &extra).unwrap_or_else(|e| panic!("{e}"));
+    let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
+    softphone.wait_for_event("registered", WAIT).unwrap_or_else(|e| panic!("{e}"));
+    let mut baresip =
+        baresip(&registrar, "caller", "1002", BaresipCodec::Opus, TONE_BARESIP, AnswerMode::Manual, Via::Udp);
+
+    baresip.dial(&format!("sip:1001@{DOMAIN}")).unwrap_or_else(|e| panic!("{e}"));
+    baresip.wait_for_event("CALL_ESTABLISHED", WAIT).unwrap_or_else(|e| panic!("{e}\n{}", softphone.output()));
+    std::thread::sleep(Duration::from_millis(500));
+    let digits = ['1', '5', '9', '#'];
+    for digit in digits {
+        baresip.send_digit(digit).unwrap_or_else(|e| panic!("{e}"));
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    baresip.hangup().unwrap_or_else(|e| panic!("{e}"));
+    baresip.wait_for_event("CALL_CLOSED", WAIT).unwrap_or_else(|e| panic!("{e}"));
+    let status = softphone.wait(WAIT).unwrap_or_else(|e| panic!("{e}"));
+    let context = format!("softphone:\n{}\n{}", softphone.output(), baresip.output());
+    assert!(status.success(), "the softphone exited with {status}\n{context}");
+    let received: Vec<String> = softphone.events().into_iter().filter(|l| l.contains("\"event\":\"dtmf\"")).collect();
+    let expected: Vec<String> =
+        digits.iter().map(|d| format!("{{\"event\":\"dtmf\",\"digit\":\"{d}\",\"via\":\"rtp\"}}")).collect();
+    assert_eq!(received, expected, "each digit once, in order, by RTP\n{context}");
+}
