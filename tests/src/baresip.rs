@@ -210,6 +210,11 @@ pub struct ControlMessage {
 }
 
 impl ControlMessage {
+    /// A string field of the JSON object (`"param"`, `"peeruri"`, …).
+    pub fn field(&self, name: &str) -> Option<String> {
+        json_string_field(&self.json, name)
+    }
+
     /// The event type (`"CALL_ESTABLISHED"`, …); `None` for a command response.
     pub fn event_type(&self) -> Option<String> {
         self.json.contains("\"event\":true").then(|| json_string_field(&self.json, "type")).flatten()
@@ -418,6 +423,11 @@ impl Baresip {
     /// The first event of type `kind` received so far.
     pub fn event(&self, kind: &str) -> Option<ControlMessage> {
         self.messages.iter().find(|m| m.event_type().as_deref() == Some(kind)).cloned()
+    }
+
+    /// Every event of type `kind` received so far, in order.
+    pub fn events(&self, kind: &str) -> Vec<ControlMessage> {
+        self.messages.iter().filter(|m| m.event_type().as_deref() == Some(kind)).cloned().collect()
     }
 
     /// The first message matching `wanted`, reading the control connection for up to `limit`.

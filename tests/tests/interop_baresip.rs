@@ -470,3 +470,25 @@ fn baresip_dtmf_reaches_the_softphone_as_rfc4733_events() {
         digits.iter().map(|d| format!("{{\"event\":\"dtmf\",\"digit\":\"{d}\",\"via\":\"rtp\"}}")).collect();
     assert_eq!(received, expected, "each digit once, in order, by RTP\n{context}");
 }
+
+#[test]
+fn softphone_dtmf_reaches_baresip_as_rfc4733_events() {
+    if !peers_ready(&[Peer::Baresip]) {
+        return;
+    }
+    let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
+    let registrar = registrar(dir.path());
+    let mut baresip =
+        baresip(&registrar, "callee", "1002", BaresipCodec::Opus, TONE_BARESIP, AnswerMode::Auto, Via::Udp);
+    let extra = ["--dial", "1002", "--audio-out", "null", "--dtmf", "159#", "--dtmf-at", "1", "--hangup-after", "4"];
+    let args = phone_args(registrar.addr(), DOMAIN, "1001", &extra).unwrap_or_else(|e| panic!("{e}"));
+    let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
+    baresip.wait_for_event("CALL_ESTABLISHED", WAIT).unwrap_or_else(|e| panic!("{e}\n{}", softphone.output()));
+    let closed = baresip.wait_for_event("CALL_CLOSED", WAIT);
+    let status = softphone.wait(WAIT).unwrap_or_else(|e| panic!("{e}"));
+    let context = format!("softphone:\n{}\n{}", softphone.output(), baresip.output());
+    closed.unwrap_or_else(|e| panic!("{e}\n{context}"));
+    assert!(status.success(), "the softphone exited with {status}\n{context}");
+    let digits: Vec<String> = baresip.events("CALL_DTMF_START").iter().filter_map(|m| m.field("param")).collect();
+    assert_eq!(digits, ["1", "5", "9", "#"], "each digit once, in order\n{context}");
+}
