@@ -430,7 +430,7 @@ fn validate_accounts(accounts: &BTreeMap<String, String>) -> Result<(), Problem>
 
 /// True for a non-empty RFC 3261 `user` (§25.1) made of `unreserved` and `user-unreserved`
 /// characters. `%XX` escapes are refused so that each extension has exactly one spelling.
-fn is_user_part(s: &str) -> bool {
+pub(crate) fn is_user_part(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&b))
 }
 
@@ -457,7 +457,7 @@ fn is_host(s: &str) -> bool {
 }
 
 /// True for `host` or `host:port` with a non-zero port.
-fn is_host_port(s: &str) -> bool {
+pub(crate) fn is_host_port(s: &str) -> bool {
     let (host, port) = if s.starts_with('[') {
         match s.find(']') {
             Some(end) => (&s[..=end], &s[end + 1..]),

@@ -1,4 +1,5 @@
-//! The command line: what the phone is asked to do, checked and typed before anything starts.
+//! The command line and the configuration file (`--config`, several accounts, one used per run):
+//! what the phone is asked to do, checked and typed before anything starts.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,15 +14,21 @@ use proto::sip::Uri;
 #[derive(Debug, Parser)]
 #[command(name = "softphone", version)]
 pub struct Cli {
+    /// A configuration file (TOML) with accounts and defaults; flags win over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The account of `--config` to use; the one marked default (else the first) when left out.
+    #[arg(long, value_name = "NAME", requires = "config")]
+    pub account: Option<String>,
     /// The registrar (and outbound proxy), HOST[:PORT]; port 5060 when left out.
     #[arg(long, value_name = "HOST[:PORT]")]
     pub registrar: Option<String>,
     /// Our extension: the user part of our address and the digest user name.
     #[arg(long, value_name = "EXT")]
-    pub user: String,
+    pub user: Option<String>,
     /// The digest password.
-    #[arg(long, value_name = "PW", default_value = "")]
-    pub password: String,
+    #[arg(long, value_name = "PW")]
+    pub password: Option<String>,
     /// Our SIP domain; the registrar's host when left out.
     #[arg(long, value_name = "NAME")]
     pub domain: Option<String>,
@@ -50,9 +57,9 @@ pub struct Cli {
     /// Where the far end's audio goes: a WAV file at the codec's rate, or `null`.
     #[arg(long, value_name = "FILE.wav|null")]
     pub audio_out: Option<String>,
-    /// Codecs to offer and accept, most preferred first.
-    #[arg(long, value_name = "LIST", default_value = "opus,pcmu,pcma")]
-    pub codecs: String,
+    /// Codecs to offer and accept, most preferred first [default: opus,pcmu,pcma].
+    #[arg(long, value_name = "LIST")]
+    pub codecs: Option<String>,
     /// Event output on stdout: `json` for one JSON object per line.
     #[arg(long, value_name = "FORMAT")]
     pub events: Option<String>,
@@ -74,11 +81,33 @@ pub struct Cli {
     /// Log every SIP message sent and received on stderr.
     #[arg(long)]
     pub sip_trace: bool,
+    /// Transfer the connected call (blind, by REFER) to this extension or `sip:` URI.
+    #[arg(long, value_name = "TARGET")]
+    pub transfer: Option<String>,
+    /// Send `--transfer` this long after the call is answered (at once when left out).
+    #[arg(long, value_name = "SECONDS")]
+    pub transfer_at: Option<f64>,
 }
 
 /// What was wrong with the command line.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The configuration file could not be read or is not valid.
+    #[error(transparent)]
+    File(#[from] ::config::ConfigError),
+    /// `--account` names no account of the file.
+    #[error("{file}: no account named {name:?}; the file has {known}")]
+    NoSuchAccount {
+        /// The configuration file.
+        file: String,
+        /// The name asked for.
+        name: String,
+        /// The names it has, comma-separated.
+        known: String,
+    },
+    /// Neither the command line nor the file says who we are.
+    #[error("no account: give --user EXT (with --password and --registrar), or --config FILE with an [[account]]")]
+    NoAccount,
     /// `--codecs` names a codec we do not have.
     #[error("unknown codec {0:?} in --codecs: use opus, pcmu or pcma, comma-separated")]
     UnknownCodec(String),
@@ -91,11 +120,11 @@ pub enum ConfigError {
     /// `--events` names an unknown format.
     #[error("unknown --events format {0:?}: only json is supported")]
     UnknownEvents(String),
-    /// `--dial` is neither an extension nor a SIP URI.
-    #[error("cannot dial {0:?}: give an extension like 1002 or a URI like sip:1002@192.0.2.1:5060")]
+    /// `--dial` or `--transfer` is neither an extension nor a SIP URI.
+    #[error("cannot call {0:?}: give an extension like 1002 or a URI like sip:1002@192.0.2.1:5060")]
     BadTarget(String),
-    /// An extension was dialled with no registrar to route it.
-    #[error("dialling extension {0:?} needs --registrar; without one, dial a sip: URI")]
+    /// An extension was dialled (or named for a transfer) with no registrar to route it.
+    #[error("calling extension {0:?} needs --registrar; without one, give a sip: URI")]
     ExtensionNeedsRegistrar(String),
     /// `--registrar` is not HOST[:PORT].
     #[error("bad --registrar {0:?}: write HOST or HOST:PORT")]
@@ -189,33 +218,67 @@ pub struct Config {
     pub telephone_event: bool,
     /// Log every SIP message.
     pub sip_trace: bool,
+    /// Whom to transfer the call to.
+    pub transfer: Option<DialTarget>,
+    /// Transfer this long after answer.
+    pub transfer_at: Duration,
 }
 
 impl Config {
-    /// Checks the command line.
+    /// Checks the command line, reading `--config` first when given: a flag wins over the file.
     pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
-        let registrar = cli.registrar.as_deref().map(parse_host_port).transpose()?;
+        let file = match &cli.config {
+            Some(path) => ::config::SoftphoneConfig::load(path)?,
+            None => ::config::SoftphoneConfig::default(),
+        };
+        let account = match (&cli.config, cli.account.as_deref()) {
+            (Some(path), name) => match file.account(name) {
+                Some(account) => Some(account.clone()),
+                None if name.is_none() => None,
+                None => {
+                    return Err(ConfigError::NoSuchAccount {
+                        file: path.display().to_string(),
+                        name: name.unwrap_or_default().to_owned(),
+                        known: file.accounts.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", "),
+                    });
+                }
+            },
+            (None, _) => None,
+        };
+        let user = cli.user.or_else(|| account.as_ref().map(|a| a.user.clone())).ok_or(ConfigError::NoAccount)?;
+        let password = cli.password.or_else(|| account.as_ref().map(|a| a.password.clone())).unwrap_or_default();
+        let registrar = cli
+            .registrar
+            .or_else(|| account.as_ref().and_then(|a| a.registrar.clone()))
+            .as_deref()
+            .map(parse_host_port)
+            .transpose()?;
         let dial = cli.dial.as_deref().map(parse_target).transpose()?;
-        if let (Some(DialTarget::Extension(ext)), None) = (&dial, &registrar) {
-            return Err(ConfigError::ExtensionNeedsRegistrar(ext.clone()));
+        let transfer = cli.transfer.as_deref().map(parse_target).transpose()?;
+        for target in [&dial, &transfer] {
+            if let (Some(DialTarget::Extension(ext)), None) = (target, &registrar) {
+                return Err(ConfigError::ExtensionNeedsRegistrar(ext.clone()));
+            }
         }
+        let audio_in = cli.audio_in.or(file.audio_in);
+        let audio_out = cli.audio_out.or(file.audio_out);
         Ok(Config {
             registrar,
-            user: cli.user,
-            password: cli.password,
-            domain: cli.domain,
-            bind: cli.bind,
+            user,
+            password,
+            domain: cli.domain.or_else(|| account.and_then(|a| a.domain)),
+            bind: cli.bind.or(file.bind),
             dial,
-            auto_answer: cli.auto_answer,
+            auto_answer: cli.auto_answer || file.auto_answer,
             duration: seconds(cli.duration, "--duration")?,
             hangup_after: seconds(cli.hangup_after, "--hangup-after")?,
             cancel_after: seconds(cli.cancel_after, "--cancel-after")?,
-            audio_in: cli.audio_in.as_deref().map_or(Ok(AudioIn::Silence), parse_audio_in)?,
-            audio_out: match cli.audio_out.as_deref() {
+            audio_in: audio_in.as_deref().map_or(Ok(AudioIn::Silence), parse_audio_in)?,
+            audio_out: match audio_out.as_deref() {
                 None | Some("null") => AudioOut::Null,
                 Some(path) => AudioOut::File(PathBuf::from(path)),
             },
-            codecs: parse_codecs(&cli.codecs)?,
+            codecs: parse_codecs(&cli.codecs.unwrap_or_else(|| file.codecs.join(",")))?,
             json_events: match cli.events.as_deref() {
                 None => false,
                 Some(f) if f.eq_ignore_ascii_case("json") => true,
@@ -225,8 +288,10 @@ impl Config {
             resume_at: seconds(cli.resume_at, "--resume-at")?,
             dtmf: parse_dtmf(cli.dtmf.as_deref().unwrap_or_default())?,
             dtmf_at: seconds(cli.dtmf_at, "--dtmf-at")?.unwrap_or_default(),
-            telephone_event: !cli.no_telephone_event,
-            sip_trace: cli.sip_trace,
+            telephone_event: !cli.no_telephone_event && file.telephone_event,
+            sip_trace: cli.sip_trace || file.sip_trace,
+            transfer,
+            transfer_at: seconds(cli.transfer_at, "--transfer-at")?.unwrap_or_default(),
         })
     }
 }
@@ -354,10 +419,70 @@ mod tests {
     }
 
     #[test]
+    fn transfer_takes_a_target_and_a_time_and_an_extension_needs_a_registrar() {
+        let cli =
+            ["softphone", "--user", "1002", "--registrar", "127.0.0.1", "--transfer", "1003", "--transfer-at", "2"];
+        let config = Config::from_cli(Cli::try_parse_from(cli).unwrap()).unwrap();
+        assert_eq!(config.transfer, Some(DialTarget::Extension("1003".into())));
+        assert_eq!(config.transfer_at, Duration::from_secs(2));
+        let cli = Cli::try_parse_from(["softphone", "--user", "1002", "--transfer", "1003"]).unwrap();
+        assert!(matches!(Config::from_cli(cli), Err(ConfigError::ExtensionNeedsRegistrar(_))));
+    }
+
+    #[test]
     fn cancel_after_is_parsed_in_seconds() {
         let cli = Cli::try_parse_from(["softphone", "--user", "1001", "--cancel-after", "2.5"]).unwrap();
         assert_eq!(Config::from_cli(cli).unwrap().cancel_after, Some(Duration::from_millis(2500)));
         let cli = Cli::try_parse_from(["softphone", "--user", "1001", "--cancel-after=-1"]).unwrap();
         assert!(matches!(Config::from_cli(cli), Err(ConfigError::BadSeconds("--cancel-after"))));
+    }
+    fn config_from(args: &[&str]) -> Result<Config, ConfigError> {
+        let cli = Cli::try_parse_from(std::iter::once("softphone").chain(args.iter().copied())).expect("valid flags");
+        Config::from_cli(cli)
+    }
+
+    fn write_file(text: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("softphone.toml");
+        std::fs::write(&path, text).expect("write the file");
+        let path = path.display().to_string();
+        (dir, path)
+    }
+
+    #[test]
+    fn config_file_accounts_are_picked_by_name_or_default() {
+        let (_dir, path) = write_file(::config::DEFAULT_SOFTPHONE_TOML);
+        let office = config_from(&["--config", &path]).expect("default account");
+        assert_eq!((office.user.as_str(), office.password.as_str()), ("1001", "change-me"));
+        assert_eq!(office.registrar, Some(HostPort { host: "127.0.0.1".into(), port: 5060 }));
+        let home = config_from(&["--config", &path, "--account", "home"]).expect("named account");
+        assert_eq!(home.user, "2001");
+        assert_eq!(home.registrar, Some(HostPort { host: "127.0.0.1".into(), port: 5070 }));
+        let error = config_from(&["--config", &path, "--account", "cottage"]).expect_err("no such account");
+        assert!(error.to_string().ends_with("no account named \"cottage\"; the file has office, home"), "{error}");
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let (_dir, path) = write_file(
+            "codecs = [\"pcmu\"]\naudio_in = \"tone:440\"\n[[account]]\nname = \"a\"\nuser = \"1001\"\npassword = \"pw\"\nregistrar = \"127.0.0.1:5060\"\n",
+        );
+        let from_file = config_from(&["--config", &path]).expect("valid");
+        assert_eq!(from_file.codecs, [CodecKind::Pcmu]);
+        assert_eq!(from_file.audio_in, AudioIn::Tone(440.0));
+        let overridden =
+            config_from(&["--config", &path, "--user", "1009", "--codecs", "opus", "--audio-in", "tone:1000"])
+                .expect("valid");
+        assert_eq!((overridden.user.as_str(), overridden.password.as_str()), ("1009", "pw"));
+        assert_eq!(overridden.codecs, [CodecKind::Opus]);
+        assert_eq!(overridden.audio_in, AudioIn::Tone(1000.0));
+    }
+
+    #[test]
+    fn a_bad_file_is_reported_with_its_line_and_no_account_is_an_error() {
+        let (_dir, path) = write_file("[[account]]\nname = \"a\"\nuser = \"1001\"\nregistar = \"x\"\n");
+        let error = config_from(&["--config", &path]).expect_err("a typo").to_string();
+        assert!(error.contains("softphone.toml:4:"), "{error}");
+        assert!(matches!(config_from(&[]), Err(ConfigError::NoAccount)));
     }
 }

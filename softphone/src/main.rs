@@ -24,18 +24,17 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = config::Cli::parse();
-    let sip_trace = cli.sip_trace;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if sip_trace { "warn,sip=trace" } else { "warn" }));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    let config = match config::Config::from_cli(cli) {
+    let config = match config::Config::from_cli(config::Cli::parse()) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("softphone: {e}");
             return ExitCode::from(2);
         }
     };
+    let default_filter = if config.sip_trace { "warn,sip=trace" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

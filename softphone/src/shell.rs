@@ -1,7 +1,7 @@
 //! The tokio shell: the SIP transports, the RTP/RTCP socket pair and a paced 20 ms clock around
 //! the sans-IO [`UserAgent`] and [`MediaSession`]. It decides nothing about SIP or RTP; it runs
 //! the script (`--dial`, `--auto-answer`, `--duration`, `--hangup-after`, `--cancel-after`, `--hold-at`,
-//! `--resume-at`, `--dtmf` at `--dtmf-at`) and shows events.
+//! `--resume-at`, `--dtmf` at `--dtmf-at`, `--transfer` at `--transfer-at`) and shows events.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::time::{Duration, Instant};
@@ -116,10 +116,7 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
     let mut agent = UserAgent::new(settings, rand::random());
     let ui = Ui::new(config.json_events);
     let mut outcome = Outcome { dialled: config.dial.is_some(), auto_answer: config.auto_answer, ..Outcome::default() };
-    let dial_target = config.dial.as_ref().map(|t| match t {
-        DialTarget::Extension(ext) => Uri::sip(Some(ext), Host::Domain(agent.aor().host.to_string()), None),
-        DialTarget::Uri(uri) => uri.clone(),
-    });
+    let dial_target = config.dial.as_ref().map(|t| target_uri(t, &agent));
 
     let start = Instant::now();
     let mut rng = rand::rng();
@@ -171,22 +168,24 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                 Event::Unregistered => ui.show(&UiEvent::Unregistered),
                 Event::Incoming { from } => ui.show(&UiEvent::Incoming { from }),
                 Event::Ringing => ui.show(&UiEvent::Ringing),
-                Event::Answered { negotiated } => match start_media(&config, &negotiated, now, &mut rng) {
-                    Ok(m) => {
-                        ui.show(&UiEvent::Answered {
-                            codec: m.session.codec().name().to_owned(),
-                            remote_rtp: negotiated.remote_rtp.to_string(),
-                        });
-                        media = Some(m);
-                        cancel_at = None;
-                        hangup_at = config.hangup_after.and_then(|d| now.checked_add(d));
-                        script = Script::after_answer(&config, now);
+                Event::Answered { negotiated } => {
+                    match switch_media(&config, media.take(), &negotiated, (now, &rtcp, &mut out), &mut rng).await {
+                        Ok(m) => {
+                            ui.show(&UiEvent::Answered {
+                                codec: m.session.codec().name().to_owned(),
+                                remote_rtp: negotiated.remote_rtp.to_string(),
+                            });
+                            media = Some(m);
+                            cancel_at = None;
+                            hangup_at = config.hangup_after.and_then(|d| now.checked_add(d));
+                            script = Script::after_answer(&config, now);
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "media could not start; hanging up");
+                            let _ = agent.hangup(now);
+                        }
                     }
-                    Err(e) => {
-                        warn!(error = %e, "media could not start; hanging up");
-                        let _ = agent.hangup(now);
-                    }
-                },
+                }
                 Event::MediaChanged { negotiated, muted } => {
                     if let Some(m) = media.as_mut() {
                         restart_or_update(m, &negotiated, muted, now, &mut rng);
@@ -195,6 +194,9 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                 Event::Held { by } => ui.show(&UiEvent::Held { by: by.as_str().to_owned() }),
                 Event::Resumed { by } => ui.show(&UiEvent::Resumed { by: by.as_str().to_owned() }),
                 Event::DtmfInfo { digit } => ui.show(&UiEvent::Dtmf { digit, via: "info".to_owned() }),
+                Event::Referred { target } => ui.show(&UiEvent::Referred { target }),
+                Event::TransferProgress { status } => ui.show(&UiEvent::TransferProgress { status }),
+                Event::TransferFailed { status } => ui.show(&UiEvent::TransferFailed { status }),
                 Event::HungUp { reason } => {
                     script = Script::default();
                     let stats = media.take().map(|m| stop_media(m, now, &rtcp, &mut out));
@@ -323,6 +325,7 @@ struct Script {
     hold_at: Option<Instant>,
     resume_at: Option<Instant>,
     dtmf_at: Option<Instant>,
+    transfer_at: Option<Instant>,
 }
 
 impl Script {
@@ -332,15 +335,16 @@ impl Script {
             hold_at: at(config.hold_at),
             resume_at: at(config.resume_at),
             dtmf_at: if config.dtmf.is_empty() { None } else { at(Some(config.dtmf_at)) },
+            transfer_at: config.transfer.as_ref().and_then(|_| at(Some(config.transfer_at))),
         }
     }
 
     fn next(&self) -> Option<Instant> {
-        [self.hold_at, self.resume_at, self.dtmf_at].into_iter().flatten().min()
+        [self.hold_at, self.resume_at, self.dtmf_at, self.transfer_at].into_iter().flatten().min()
     }
 
     /// Does what is due at `now`: hold, resume, DTMF (as RTP events when the far end takes
-    /// them, else by SIP INFO).
+    /// them, else by SIP INFO), transfer.
     fn run(&mut self, config: &Config, agent: &mut UserAgent, media: Option<&mut MediaSession>, now: Instant) {
         let due = |at: &mut Option<Instant>| at.take_if(|at| *at <= now).is_some();
         if due(&mut self.hold_at)
@@ -363,6 +367,20 @@ impl Script {
                 }
             }
         }
+        if due(&mut self.transfer_at)
+            && let Some(target) = &config.transfer
+            && let Err(e) = agent.transfer(&target_uri(target, agent), now)
+        {
+            warn!(error = %e, "cannot transfer");
+        }
+    }
+}
+
+/// The URI of a `--dial` or `--transfer` target: an extension is in our domain.
+fn target_uri(target: &DialTarget, agent: &UserAgent) -> Uri {
+    match target {
+        DialTarget::Extension(ext) => Uri::sip(Some(ext), Host::Domain(agent.aor().host.to_string()), None),
+        DialTarget::Uri(uri) => uri.clone(),
     }
 }
 
@@ -391,6 +409,35 @@ fn start_media<R: rand::RngCore>(
     let mut tick = tokio::time::interval(Duration::from_millis(frame_ms.max(1)));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     Ok(ActiveMedia { frame: vec![0; session.frame_samples()], session, source, sink, tick })
+}
+
+/// Media for a call just answered. The media of a call we were transferred from stops (RTCP
+/// BYE) and hands its audio source and recording over when the codec's rate and frame length
+/// allow, so one recording holds both calls; otherwise it is finished and a new one begins.
+async fn switch_media<R: rand::RngCore>(
+    config: &Config,
+    old: Option<ActiveMedia>,
+    negotiated: &proto::sdp::Negotiated,
+    (now, rtcp, out): (Instant, &UdpSocket, &mut Vec<u8>),
+    rng: &mut R,
+) -> anyhow::Result<ActiveMedia> {
+    let Some(mut old) = old else { return start_media(config, negotiated, now, rng) };
+    match MediaSession::new(negotiated, now, rng) {
+        Ok(session)
+            if session.sample_rate() == old.session.sample_rate()
+                && session.frame_samples() == old.session.frame_samples() =>
+        {
+            if let Some(dest) = old.session.stop(now, out) {
+                let _ = rtcp.send_to(out, dest).await;
+            }
+            old.session = session;
+            Ok(old)
+        }
+        _ => {
+            stop_media(old, now, rtcp, out).await;
+            start_media(config, negotiated, now, rng)
+        }
+    }
 }
 
 /// Applies a re-INVITE's outcome: in place when the stream stays the same, else on a new RTP

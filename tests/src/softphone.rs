@@ -5,7 +5,7 @@ use crate::process::{stop, tail, wait_for_exit};
 use crate::{HarnessError, Result};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -71,13 +71,18 @@ impl Softphone {
     /// Starts the softphone with `args` (add `--events json` to see events), naming its
     /// output files after `name` in `dir`.
     pub fn start(name: &str, dir: &Path, args: &[String]) -> Result<Softphone> {
+        Self::start_in(None, name, dir, args)
+    }
+
+    /// [`Softphone::start`] inside the network namespace `netns` (see [`crate::netns`]).
+    pub fn start_in(netns: Option<&str>, name: &str, dir: &Path, args: &[String]) -> Result<Softphone> {
         let exe = softphone_exe()?;
         let stdout = dir.join(format!("{name}.events"));
         let stderr = dir.join(format!("{name}.log"));
         let open = |path: &Path| {
             File::create(path).map_err(|source| HarnessError::io(format!("create {}", path.display()), source))
         };
-        let child = Command::new(&exe)
+        let child = crate::netns::command_in(netns, &exe)
             .args(args)
             .stdin(Stdio::null())
             .stdout(open(&stdout)?)

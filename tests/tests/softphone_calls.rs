@@ -177,3 +177,59 @@ fn calling_an_extension_nobody_registered_fails_with_exit_status_1() {
     assert!(hung_up.contains("\"reason\":\"rejected\""), "{hung_up}");
     assert!(phone.event("answered").is_none());
 }
+
+#[test]
+fn account_chosen_from_a_config_file_registers_and_calls() {
+    let registrar = Registrar::start(
+        RegistrarConfig::new(DOMAIN).user("1001", "pw1001").user("1002", "pw1002").user("1003", "pw1003"),
+    )
+    .unwrap_or_else(|e| panic!("start the registrar: {e}"));
+    let dir = temp_dir("softphone-config-").unwrap_or_else(|e| panic!("{e}"));
+    let b_wav = dir.path().join("b.wav");
+    let mut b = Softphone::start(
+        "b",
+        dir.path(),
+        &args(&registrar, "1002", &["--auto-answer", "--audio-out", b_wav.to_str().unwrap(), "--duration", "20"]),
+    )
+    .unwrap_or_else(|e| panic!("start softphone B: {e}"));
+    b.wait_for_event("registered", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+
+    // A's whole identity comes from the file, which holds two accounts: 1003 (the default) and
+    // 1001 (picked by `--account desk`).
+    let port = free_port().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("softphone.toml");
+    let registrar_addr = registrar.addr();
+    let text = format!(
+        "bind = \"127.0.0.1:{port}\"\ncodecs = [\"pcmu\"]\naudio_in = \"tone:{TONE_A}\"\n\n\
+         [[account]]\nname = \"spare\"\nuser = \"1003\"\npassword = \"pw1003\"\nregistrar = \"{registrar_addr}\"\n\
+         domain = \"{DOMAIN}\"\ndefault = true\n\n\
+         [[account]]\nname = \"desk\"\nuser = \"1001\"\npassword = \"pw1001\"\nregistrar = \"{registrar_addr}\"\n\
+         domain = \"{DOMAIN}\"\n"
+    );
+    std::fs::write(&file, text).unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
+    let file = file.to_str().unwrap();
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    let spare_args = strings(&["--config", file, "--duration", "1", "--events", "json"]);
+    let mut spare = Softphone::start("spare", dir.path(), &spare_args)
+        .unwrap_or_else(|e| panic!("start the phone with the default account: {e}"));
+    let spare_status = spare.wait(Duration::from_secs(15)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(spare_status.success(), "the default account registers: {spare_status}\n{}", spare.output());
+    let registered = spare.event("registered").unwrap_or_else(|| panic!("no registration\n{}", spare.output()));
+    assert!(registered.contains("sip:1003@voip.test"), "the default account was used: {registered}");
+
+    let a_args =
+        strings(&["--config", file, "--account", "desk", "--dial", "1002", "--duration", "4", "--events", "json"]);
+    let mut a = Softphone::start("a", dir.path(), &a_args).unwrap_or_else(|e| panic!("start softphone A: {e}"));
+    let a_status = a.wait(Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
+    let context = format!("A:\n{}\nB:\n{}", a.output(), b.output());
+    assert!(a_status.success(), "A exited with {a_status}\n{context}");
+    let registered = a.event("registered").unwrap_or_else(|| panic!("A did not register\n{context}"));
+    assert!(registered.contains("sip:1001@voip.test"), "{registered}");
+    let answered = a.event("answered").unwrap_or_else(|| panic!("A's call was not answered\n{context}"));
+    assert!(answered.contains("\"codec\":\"PCMU\""), "the file's codec list was used: {answered}");
+    b.stop();
+    let (_, samples) = read_wav(&b_wav).unwrap_or_else(|e| panic!("B's recording: {e}"));
+    let (toned, blocks) = tone_blocks(&samples, 8_000, TONE_A as f32);
+    assert!(toned * 10 >= blocks * 9, "B heard the file's tone:{TONE_A} in only {toned} of {blocks} blocks");
+}

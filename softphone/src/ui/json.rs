@@ -16,6 +16,9 @@ pub fn to_json(event: &UiEvent) -> String {
         UiEvent::Held { .. } => "held",
         UiEvent::Resumed { .. } => "resumed",
         UiEvent::Dtmf { .. } => "dtmf",
+        UiEvent::Referred { .. } => "referred",
+        UiEvent::TransferProgress { .. } => "transfer_progress",
+        UiEvent::TransferFailed { .. } => "transfer_failed",
         UiEvent::Stats(_) => "stats",
         UiEvent::HungUp { .. } => "hung_up",
         UiEvent::Unregistered => "unregistered",
@@ -38,6 +41,10 @@ pub fn to_json(event: &UiEvent) -> String {
         UiEvent::Dtmf { digit, via } => {
             o.string("digit", digit.encode_utf8(&mut [0; 4]));
             o.string("via", via);
+        }
+        UiEvent::Referred { target } => o.string("target", target),
+        UiEvent::TransferProgress { status } | UiEvent::TransferFailed { status } => {
+            o.raw("status", &status.to_string())
         }
         UiEvent::Stats(stats) => stats_fields(&mut o, stats),
         UiEvent::HungUp { reason, status, stats } => {
@@ -139,6 +146,16 @@ mod tests {
         assert_eq!(to_json(&UiEvent::Resumed { by: "local".into() }), r#"{"event":"resumed","by":"local"}"#);
         let dtmf = UiEvent::Dtmf { digit: '#', via: "rtp".into() };
         assert_eq!(to_json(&dtmf), r##"{"event":"dtmf","digit":"#","via":"rtp"}"##);
+    }
+
+    #[test]
+    fn transfer_events_carry_the_target_and_the_sipfrag_status() {
+        let referred = UiEvent::Referred { target: "sip:1003@voip.test".into() };
+        assert_eq!(to_json(&referred), r#"{"event":"referred","target":"sip:1003@voip.test"}"#);
+        let progress = UiEvent::TransferProgress { status: 200 };
+        assert_eq!(to_json(&progress), r#"{"event":"transfer_progress","status":200}"#);
+        let failed = UiEvent::TransferFailed { status: 486 };
+        assert_eq!(to_json(&failed), r#"{"event":"transfer_failed","status":486}"#);
     }
 
     #[test]

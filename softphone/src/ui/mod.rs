@@ -57,6 +57,21 @@ pub enum UiEvent {
         /// How it came: `rtp` (RFC 4733 events) or `info` (SIP INFO).
         via: String,
     },
+    /// We accepted a transfer (REFER) and are calling its target.
+    Referred {
+        /// The target.
+        target: String,
+    },
+    /// A transfer moved on: the sipfrag status sent or received (100, then 200 on success).
+    TransferProgress {
+        /// The status.
+        status: u16,
+    },
+    /// A transfer failed; the call stays up.
+    TransferFailed {
+        /// The final status that ended it.
+        status: u16,
+    },
     /// Media counters, every second of a call.
     Stats(MediaStats),
     /// The call ended.
