@@ -1,7 +1,9 @@
 //! The tokio shell: the SIP transports, the RTP/RTCP socket pair and a paced 20 ms clock around
 //! the sans-IO [`UserAgent`] and [`MediaSession`]. It decides nothing about SIP or RTP; it runs
 //! the script (`--dial`, `--auto-answer`, `--duration`, `--hangup-after`, `--cancel-after`, `--hold-at`,
-//! `--resume-at`, `--dtmf` at `--dtmf-at`, `--transfer` at `--transfer-at`) and shows events.
+//! `--resume-at`, `--mute-at`, `--unmute-at`, `--dtmf` at `--dtmf-at`, `--transfer` at
+//! `--transfer-at`) and shows events. While a call is being set up it plays the ring (incoming,
+//! unless auto-answering) or the ringback (after 180) on the output.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::time::{Duration, Instant};
@@ -18,7 +20,7 @@ use tokio::time::{Interval, MissedTickBehavior};
 use tracing::{info, warn};
 
 use crate::agent::{Event, HangupReason, Settings, UserAgent};
-use crate::audio::{Sink, Source};
+use crate::audio::{Ringer, Sink, Source};
 use crate::config::{Config, DialTarget};
 use crate::media::MediaSession;
 use crate::ui::{Ui, UiEvent};
@@ -66,6 +68,39 @@ struct ActiveMedia {
     sink: Sink,
     frame: Vec<i16>,
     tick: Interval,
+}
+
+/// The ring or ringback playing on our output while a call is being set up.
+struct Ringing {
+    ringer: Ringer,
+    sink: Sink,
+    frame: Vec<i16>,
+    tick: Interval,
+}
+
+impl Ringing {
+    /// Plays `make(rate)` on the configured output at the first codec's rate; `None` (and a
+    /// warning) when the output cannot open.
+    fn start(config: &Config, make: fn(u32) -> Ringer) -> Option<Ringing> {
+        let rate = config.codecs.first().map_or(8000, |c| c.clock_rate());
+        match Sink::open(&config.audio_out, rate) {
+            Ok(sink) => {
+                Some(Ringing { ringer: make(rate), sink, frame: vec![0; rate as usize / 50], tick: frame_clock(20) })
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot play the ring");
+                None
+            }
+        }
+    }
+
+    fn stop(ringing: &mut Option<Ringing>) {
+        if let Some(r) = ringing.take()
+            && let Err(e) = r.sink.finish()
+        {
+            warn!(error = %e, "ring output not finished");
+        }
+    }
 }
 
 /// Runs the phone until the script is done or it is interrupted.
@@ -135,6 +170,7 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
     let mut script = Script::default();
     let mut shutdown_at: Option<Instant> = None;
     let mut media: Option<ActiveMedia> = None;
+    let mut ringing: Option<Ringing> = None;
     let mut stats_tick =
         tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(1), Duration::from_secs(1));
     let (mut rtp_buf, mut rtcp_buf) = (vec![0u8; 2048], vec![0u8; 2048]);
@@ -145,6 +181,9 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
     loop {
         let now = Instant::now();
         while let Some(event) = agent.poll_event() {
+            if matches!(event, Event::Answered { .. } | Event::HungUp { .. }) {
+                Ringing::stop(&mut ringing);
+            }
             match event {
                 Event::Registered { expires } => {
                     outcome.registered = true;
@@ -166,8 +205,18 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                     shutdown_at.get_or_insert_with(|| begin_shutdown(&mut agent, now));
                 }
                 Event::Unregistered => ui.show(&UiEvent::Unregistered),
-                Event::Incoming { from } => ui.show(&UiEvent::Incoming { from }),
-                Event::Ringing => ui.show(&UiEvent::Ringing),
+                Event::Incoming { from } => {
+                    ui.show(&UiEvent::Incoming { from });
+                    if !config.auto_answer && ringing.is_none() {
+                        ringing = Ringing::start(&config, Ringer::ring);
+                    }
+                }
+                Event::Ringing => {
+                    ui.show(&UiEvent::Ringing);
+                    if media.is_none() && ringing.is_none() {
+                        ringing = Ringing::start(&config, Ringer::ringback);
+                    }
+                }
                 Event::Answered { negotiated } => {
                     match switch_media(&config, media.take(), &negotiated, (now, &rtcp, &mut out), &mut rng).await {
                         Ok(m) => {
@@ -273,6 +322,15 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                     }
                 }
             }
+            _ = ring_tick(&mut ringing) => {
+                if let Some(r) = ringing.as_mut() {
+                    r.ringer.fill(&mut r.frame);
+                    if let Err(e) = r.sink.write(&r.frame) {
+                        warn!(error = %e, "ring output failed");
+                        Ringing::stop(&mut ringing);
+                    }
+                }
+            }
             _ = stats_tick.tick() => {
                 if let Some(m) = &media {
                     ui.show(&UiEvent::Stats(m.session.stats()));
@@ -310,6 +368,7 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
             }
         }
     }
+    Ringing::stop(&mut ringing);
     if let Some(m) = media.take() {
         let stats = stop_media(m, Instant::now(), &rtcp, &mut out).await;
         show_hangup(&ui, &HangupReason::Local, Some(stats));
@@ -324,6 +383,8 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
 struct Script {
     hold_at: Option<Instant>,
     resume_at: Option<Instant>,
+    mute_at: Option<Instant>,
+    unmute_at: Option<Instant>,
     dtmf_at: Option<Instant>,
     transfer_at: Option<Instant>,
 }
@@ -334,19 +395,31 @@ impl Script {
         Script {
             hold_at: at(config.hold_at),
             resume_at: at(config.resume_at),
+            mute_at: at(config.mute_at),
+            unmute_at: at(config.unmute_at),
             dtmf_at: if config.dtmf.is_empty() { None } else { at(Some(config.dtmf_at)) },
             transfer_at: config.transfer.as_ref().and_then(|_| at(Some(config.transfer_at))),
         }
     }
 
     fn next(&self) -> Option<Instant> {
-        [self.hold_at, self.resume_at, self.dtmf_at, self.transfer_at].into_iter().flatten().min()
+        [self.hold_at, self.resume_at, self.mute_at, self.unmute_at, self.dtmf_at, self.transfer_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// Does what is due at `now`: hold, resume, DTMF (as RTP events when the far end takes
-    /// them, else by SIP INFO), transfer.
-    fn run(&mut self, config: &Config, agent: &mut UserAgent, media: Option<&mut MediaSession>, now: Instant) {
+    /// Does what is due at `now`: hold, resume, mute, unmute, DTMF (as RTP events when the far
+    /// end takes them, else by SIP INFO), transfer.
+    fn run(&mut self, config: &Config, agent: &mut UserAgent, mut media: Option<&mut MediaSession>, now: Instant) {
         let due = |at: &mut Option<Instant>| at.take_if(|at| *at <= now).is_some();
+        for (at, muted) in [(&mut self.mute_at, true), (&mut self.unmute_at, false)] {
+            if due(at)
+                && let Some(m) = media.as_deref_mut()
+            {
+                m.set_muted(muted);
+            }
+        }
         if due(&mut self.hold_at)
             && let Err(e) = agent.hold(now)
         {
@@ -406,9 +479,14 @@ fn start_media<R: rand::RngCore>(
     let source = Source::open(&config.audio_in, rate)?;
     let sink = Sink::open(&config.audio_out, rate)?;
     let frame_ms = (session.frame_samples() as u64 * 1000) / u64::from(rate.max(1));
-    let mut tick = tokio::time::interval(Duration::from_millis(frame_ms.max(1)));
+    Ok(ActiveMedia { frame: vec![0; session.frame_samples()], session, source, sink, tick: frame_clock(frame_ms) })
+}
+
+/// A clock ticking every `ms` milliseconds that catches up after a late tick.
+fn frame_clock(ms: u64) -> Interval {
+    let mut tick = tokio::time::interval(Duration::from_millis(ms.max(1)));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
-    Ok(ActiveMedia { frame: vec![0; session.frame_samples()], session, source, sink, tick })
+    tick
 }
 
 /// Media for a call just answered. The media of a call we were transferred from stops (RTCP
@@ -475,6 +553,7 @@ async fn stop_media(mut m: ActiveMedia, now: Instant, rtcp: &UdpSocket, out: &mu
     if let Some(dest) = m.session.stop(now, out) {
         let _ = rtcp.send_to(out, dest).await;
     }
+    m.source.close();
     if let Err(e) = m.sink.finish() {
         warn!(error = %e, "audio output not finished");
     }
@@ -486,6 +565,16 @@ async fn frame_tick(media: &mut Option<ActiveMedia>) {
     match media {
         Some(m) => {
             m.tick.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The next 20 ms frame of the ring; never while there is none.
+async fn ring_tick(ringing: &mut Option<Ringing>) {
+    match ringing {
+        Some(r) => {
+            r.tick.tick().await;
         }
         None => std::future::pending().await,
     }

@@ -67,10 +67,23 @@ fn stats_fields(o: &mut Object, s: &MediaStats) {
     o.raw("packets_sent", &s.packets_sent.to_string());
     o.raw("packets_received", &s.packets_received.to_string());
     o.raw("lost", &s.lost.to_string());
+    o.raw("loss_percent", &format!("{:.2}", s.loss_percent));
+    if let Some(remote) = s.remote_loss_percent {
+        o.raw("remote_loss_percent", &format!("{remote:.2}"));
+    }
     o.raw("jitter_ms", &format!("{:.2}", s.jitter_ms));
     o.raw("jitter_buffer_ms", &format!("{:.1}", s.jitter_buffer_ms));
     o.raw("concealed", &s.concealed.to_string());
     o.raw("fec_recovered", &s.fec_recovered.to_string());
+    if let Some(rtt) = s.rtt_ms {
+        o.raw("rtt_ms", &format!("{rtt:.1}"));
+    }
+    if let Some(mos) = s.mos {
+        o.raw("mos", &format!("{mos:.2}"));
+    }
+    o.raw("input_level_dbfs", &format!("{:.1}", s.input_level_dbfs));
+    o.raw("output_level_dbfs", &format!("{:.1}", s.output_level_dbfs));
+    o.raw("muted", if s.muted { "true" } else { "false" });
 }
 
 /// A JSON object being written.
@@ -162,6 +175,38 @@ mod tests {
     fn strings_are_escaped() {
         let e = UiEvent::Incoming { from: "\"Bob\" <sip:b@x>\n".into() };
         assert_eq!(to_json(&e), r#"{"event":"incoming","from":"\"Bob\" <sip:b@x>\n"}"#);
+    }
+
+    #[test]
+    fn stats_carry_quality_levels_and_mute_and_leave_out_what_is_unknown() {
+        let stats = MediaStats {
+            packets_sent: 50,
+            packets_received: 49,
+            lost: 1,
+            loss_percent: 2.0,
+            remote_loss_percent: Some(5.078125),
+            jitter_ms: 1.234,
+            jitter_buffer_ms: 40.0,
+            concealed: 2,
+            fec_recovered: 1,
+            rtt_ms: Some(80.25),
+            mos: Some(4.3891),
+            input_level_dbfs: -15.25,
+            output_level_dbfs: -96.0,
+            muted: true,
+        };
+        assert_eq!(
+            to_json(&UiEvent::Stats(stats)),
+            concat!(
+                r#"{"event":"stats","packets_sent":50,"packets_received":49,"lost":1,"loss_percent":2.00,"#,
+                r#""remote_loss_percent":5.08,"jitter_ms":1.23,"jitter_buffer_ms":40.0,"concealed":2,"#,
+                r#""fec_recovered":1,"rtt_ms":80.2,"mos":4.39,"input_level_dbfs":-15.2,"#,
+                r#""output_level_dbfs":-96.0,"muted":true}"#
+            )
+        );
+        let early = to_json(&UiEvent::Stats(MediaStats::default()));
+        assert!(!early.contains("rtt_ms") && !early.contains("mos") && !early.contains("remote_loss"), "{early}");
+        assert!(early.ends_with(r#""input_level_dbfs":-96.0,"output_level_dbfs":-96.0,"muted":false}"#), "{early}");
     }
 
     #[test]
