@@ -524,19 +524,31 @@ impl UserAgent {
         match request.method {
             Method::Invite => self.on_invite(id, &request, now),
             Method::Options => {
-                let mut ok = request.response(200);
+                let mut ok = self.tagged_response(&request, 200);
                 ok.headers.push(HeaderName::Allow, "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY");
                 self.layer.respond(id, ok, now);
             }
             Method::Refer => {
-                let refusal = request.response(403).with_reason("Transfer Only Within A Call");
+                let refusal = self.tagged_response(&request, 403).with_reason("Transfer Only Within A Call");
                 self.layer.respond(id, refusal, now);
             }
             _ => {
                 debug!(method = %request.method, source = %source.addr, "request outside a dialog refused");
-                self.layer.respond(id, request.response(501), now);
+                let refused = self.tagged_response(&request, 501);
+                self.layer.respond(id, refused, now);
             }
         }
+    }
+
+    /// `request`'s response with a To tag of our own, as a UAS must add one outside a dialog
+    /// (RFC 3261 §8.2.6.2).
+    fn tagged_response(&mut self, request: &Request, status: u16) -> Response {
+        let mut response = request.response(status);
+        if let Some(to) = request.headers.get(HeaderName::To) {
+            let tag = new_tag(&mut self.rng);
+            response.headers.set(HeaderName::To, format!("{to};tag={tag}"));
+        }
+        response
     }
 
     fn on_cancel(&mut self, id: ServerId, request: &Request, cancels: Option<ServerId>, now: Instant) {

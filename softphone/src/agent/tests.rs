@@ -557,6 +557,24 @@ fn a_reinvite_without_an_offer_gets_ours_in_the_200_and_its_ack_brings_the_answe
     assert!(sent(&mut ua).is_empty(), "the call goes on");
 }
 
+#[test]
+fn options_and_unknown_requests_outside_a_dialog_are_answered_with_a_to_tag() {
+    // baresip's `options` command sends exactly this through the registrar (RFC 3261 §11).
+    let mut ua = UserAgent::new(settings(false, true), 8);
+    let now = Instant::now();
+    for (method, status) in [("OPTIONS", 200), ("MESSAGE", 501)] {
+        let text = format!(
+            "{method} sip:1001@{PHONE} SIP/2.0\r\nVia: SIP/2.0/UDP {PEER};branch=z9hG4bK{method}\r\nMax-Forwards: 70\r\n\
+             From: <sip:1002@voip.test>;tag=asker\r\nTo: <sip:1001@voip.test>\r\nCall-ID: {method}-1\r\n\
+             CSeq: 1 {method}\r\nAccept: application/sdp\r\nContent-Length: 0\r\n\r\n"
+        );
+        feed(&mut ua, Message::parse(text.as_bytes()).unwrap(), PEER, now);
+        let answered = responses(&sent(&mut ua));
+        assert_eq!(answered.iter().map(|r| r.status).collect::<Vec<_>>(), [status], "{method}");
+        assert!(answered[0].headers.to().unwrap().tag().is_some(), "{method}: {:?}", answered[0].headers.to());
+    }
+}
+
 const TARGET: &str = "127.0.0.1:5090";
 
 /// The peer's NOTIFY for our REFER on the dialog of our outgoing `invite`.
