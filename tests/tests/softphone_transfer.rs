@@ -4,6 +4,8 @@
 //! says `200 OK`. The registrar record-routes all three calls, so it relays the REFER and the
 //! NOTIFYs inside the A–B dialog.
 //!
+//! A reports the end of each call: B's leg when B hangs up on it, then its call to C.
+//!
 //! A's recording starts when its first call is answered and goes on into the second, one 20 ms
 //! block per tick, so a time after that answer is a block index (50 per second).
 
@@ -121,7 +123,11 @@ fn b_transfers_a_to_c_and_a_hears_b_then_c_while_b_ends_as_transferred() {
     assert_eq!(events_of(&a, "answered").len(), 2, "A's call to B and then to C\n{context}");
     assert!(events_of(&a, "transfer_progress").iter().any(|l| l.contains(r#""status":200"#)), "A\n{context}");
     assert!(events_of(&a, "transfer_failed").is_empty(), "A\n{context}");
-    assert_eq!(events_of(&a, "hung_up").len(), 1, "the old leg ends quietly on A\n{context}");
+    // A's hang-ups: B's leg when B hung up on it, then A's call to C at the end.
+    let a_hangups = events_of(&a, "hung_up");
+    assert_eq!(a_hangups.len(), 2, "A reports both calls' ends: {a_hangups:?}\n{context}");
+    assert!(a_hangups[0].contains(r#""reason":"remote""#), "A: {}\n{context}", a_hangups[0]);
+    assert!(a_hangups[1].contains(r#""reason":"local""#), "A: {}\n{context}", a_hangups[1]);
     assert!(a_log.contains("Referred-By: <sip:1002@voip.test>"), "A's INVITE to C names B (RFC 3892)\n{context}");
     assert!(a_log.contains("Content-Type: message/sipfrag"), "A's trace holds no sipfrag NOTIFY\n{context}");
 
