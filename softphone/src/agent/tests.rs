@@ -961,3 +961,56 @@ fn a_final_notify_still_waiting_when_the_transferor_hangs_up_is_never_sent() {
     feed(&mut ua, Message::Response(trying.response(200)), PEER, now);
     assert!(sent(&mut ua).is_empty(), "the subscription ended with the dialog");
 }
+
+#[test]
+fn a_callee_referred_by_its_caller_notifies_on_the_callers_dialog_and_calls_the_target() {
+    let mut ua = UserAgent::new(settings(false, true), 28);
+    let now = Instant::now();
+    feed(&mut ua, Message::Request(incoming_invite(vec![proto::sdp::Codec::pcmu()])), PEER, now);
+    let ok = responses(&sent(&mut ua)).into_iter().find(|r| r.status == 200).unwrap();
+    assert!(matches!(events(&mut ua)[..], [Event::Incoming { .. }, Event::Answered { .. }]));
+    let to = ok.headers.get(HeaderName::To).unwrap().to_owned();
+    let our_tag = ok.headers.to().unwrap().tag().unwrap().to_owned();
+    let caller = |method: &str, cseq: u32, extra: &str| {
+        let text = format!(
+            "{method} sip:1001@{PHONE} SIP/2.0\r\nVia: SIP/2.0/UDP {PEER};branch=z9hG4bKcaller{cseq}{method}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:1002@voip.test>;tag=caller\r\nTo: {to}\r\nCall-ID: in-1\r\n\
+             CSeq: {cseq} {method}\r\nContact: <sip:1002@{PEER}>\r\n{extra}Content-Length: 0\r\n\r\n"
+        );
+        Message::parse(text.as_bytes()).unwrap()
+    };
+    feed(&mut ua, caller("ACK", 1, ""), PEER, now);
+    let refer_to = format!("Refer-To: <sip:1003@{TARGET}>\r\nReferred-By: <sip:1002@voip.test>\r\n");
+    feed(&mut ua, caller("REFER", 2, &refer_to), PEER, now);
+    let out = sent(&mut ua);
+    assert_eq!(responses(&out).iter().map(|r| r.status).collect::<Vec<_>>(), [202]);
+    let trying = requests(&out, Method::Notify).remove(0);
+    assert_eq!(notifies(&out), [("SIP/2.0 100 Trying\r\n".into(), "active;expires=180".into(), addr(PEER))]);
+    assert_eq!(trying.uri.to_string(), format!("sip:1002@{PEER}"), "to the caller's Contact");
+    assert_eq!(trying.headers.call_id().unwrap(), "in-1");
+    assert_eq!(trying.headers.from().unwrap().tag(), Some(our_tag.as_str()), "our tag is the local one");
+    assert_eq!(trying.headers.to().unwrap().tag(), Some("caller"));
+    assert_eq!(trying.headers.get(HeaderName::Event), Some("refer;id=2"));
+    let new_call = requests(&out, Method::Invite).remove(0);
+    assert_eq!(new_call.uri.to_string(), format!("sip:1003@{TARGET}"));
+    assert_eq!(new_call.headers.get(HeaderName::ReferredBy), Some("<sip:1002@voip.test>"));
+    assert_eq!(
+        events(&mut ua),
+        [Event::Referred { target: format!("sip:1003@{TARGET}") }, Event::TransferProgress { status: 100 }]
+    );
+
+    feed(&mut ua, Message::Response(trying.response(200)), PEER, now);
+    feed(&mut ua, Message::Response(answer_ok(&new_call, "target")), TARGET, now);
+    let out = sent(&mut ua);
+    assert_eq!(notifies(&out), [("SIP/2.0 200 OK\r\n".into(), "terminated;reason=noresource".into(), addr(PEER))]);
+    let last = requests(&out, Method::Notify).remove(0);
+    assert_eq!(last.headers.call_id().unwrap(), "in-1");
+    assert!(last.headers.cseq().unwrap().seq > trying.headers.cseq().unwrap().seq);
+    assert!(matches!(events(&mut ua)[..], [Event::Answered { .. }, Event::TransferProgress { status: 200 }]));
+
+    feed(&mut ua, Message::Response(last.response(200)), PEER, now);
+    feed(&mut ua, caller("BYE", 3, ""), PEER, now);
+    assert_eq!(statuses_sent(&mut ua), [200]);
+    assert_eq!(events(&mut ua), [Event::OldLegHungUp { reason: HangupReason::Remote }]);
+    assert!(!ua.is_idle(), "the call to the target goes on");
+}
