@@ -150,6 +150,10 @@ pub(super) struct Call {
     pub(super) session: Option<Box<super::session::Session>>,
     /// Our REFER transferring the far end, and its implicit subscription (RFC 3515).
     pub(super) referral: Option<Box<super::transfer::Referral>>,
+    /// The `id` of our last referral's subscription once a final NOTIFY ended it.
+    pub(super) ended_subscription: Option<u32>,
+    /// The subscription of a REFER we accepted in this call, which we notify.
+    pub(super) notifier: Option<Box<super::transfer::Notifier>>,
 }
 
 impl Call {
@@ -231,6 +235,8 @@ impl UserAgent {
             end_reason: None,
             session: None,
             referral: None,
+            ended_subscription: None,
+            notifier: None,
         });
         Ok(())
     }
@@ -325,7 +331,7 @@ impl UserAgent {
     }
 
     pub(super) fn on_call_response(&mut self, id: ClientId, response: &Response, now: Instant) {
-        if self.on_old_leg_response(id, response.status) {
+        if self.on_old_leg_response(id, response.status) || self.on_notify_response(id, response.status, now) {
             return;
         }
         let Some(call) = self.call.as_mut() else { return };
@@ -446,7 +452,7 @@ impl UserAgent {
     }
 
     pub(super) fn on_call_timeout(&mut self, id: ClientId, now: Instant) {
-        if self.on_old_leg_response(id, 408) {
+        if self.on_old_leg_response(id, 408) || self.on_notify_response(id, 408, now) {
             return;
         }
         let Some(call) = self.call.as_mut() else { return };
@@ -617,6 +623,8 @@ impl UserAgent {
             end_reason: None,
             session: None,
             referral: None,
+            ended_subscription: None,
+            notifier: None,
         });
         self.events.push_back(Event::Incoming { from });
         if self.settings.auto_answer {
@@ -625,7 +633,7 @@ impl UserAgent {
     }
 
     fn on_request_in_dialog(&mut self, id: ServerId, request: &Request, now: Instant) {
-        if self.on_old_leg_request(id, request, now) {
+        if self.on_old_leg_request(id, request, now) || self.on_stale_notify(id, request, now) {
             return;
         }
         let dialog = match self.call.as_mut() {
