@@ -198,6 +198,8 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
     let mut shutdown_at: Option<Instant> = None;
     let mut media: Option<ActiveMedia> = None;
     let mut ringing: Option<Ringing> = None;
+    // The media is that of a call we are being transferred from, until the new call's takes over.
+    let mut media_of_old_leg = false;
     let mut stats_tick =
         tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(1), Duration::from_secs(1));
     let (mut rtp_buf, mut rtcp_buf) = (vec![0u8; 2048], vec![0u8; 2048]);
@@ -266,6 +268,7 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                                 remote_rtp: negotiated.remote_rtp.to_string(),
                             });
                             media = Some(m);
+                            media_of_old_leg = false;
                             cancel_at = None;
                             hangup_at = config.hangup_after.and_then(|d| now.checked_add(d));
                             script = Script::after_answer(&config, now);
@@ -284,9 +287,29 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                 Event::Held { by } => ui.show(&UiEvent::Held { by: by.as_str().to_owned() }),
                 Event::Resumed { by } => ui.show(&UiEvent::Resumed { by: by.as_str().to_owned() }),
                 Event::DtmfInfo { digit } => ui.show(&UiEvent::Dtmf { digit, via: "info".to_owned() }),
-                Event::Referred { target } => ui.show(&UiEvent::Referred { target }),
+                Event::Referred { target } => {
+                    media_of_old_leg = media.is_some();
+                    ui.show(&UiEvent::Referred { target });
+                }
                 Event::TransferProgress { status } => ui.show(&UiEvent::TransferProgress { status }),
-                Event::TransferFailed { status } => ui.show(&UiEvent::TransferFailed { status }),
+                Event::TransferFailed { status } => {
+                    media_of_old_leg = false;
+                    ui.show(&UiEvent::TransferFailed { status });
+                }
+                Event::OldLegHungUp { reason } => {
+                    // Its media stops at once; the source and recording wait for the new call's.
+                    let stats = match media.as_mut().filter(|_| media_of_old_leg) {
+                        Some(m) => {
+                            if let Some(dest) = m.session.stop(now, &mut out) {
+                                let _ = rtcp.send_to(&out, dest).await;
+                            }
+                            Some(m.session.stats())
+                        }
+                        None => None,
+                    };
+                    outcome.call_completed |= stats.is_some() && reason.is_normal();
+                    show_hangup(&mut ui, &reason, stats);
+                }
                 Event::HungUp { reason } => {
                     script = Script::default();
                     let stats = media.take().map(|m| stop_media(m, now, &rtcp, &mut out));
@@ -294,6 +317,8 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                         Some(fut) => Some(fut.await),
                         None => None,
                     };
+                    // The media of a call we were transferred from is not this call's.
+                    let stats = if std::mem::take(&mut media_of_old_leg) { None } else { stats };
                     outcome.call_completed |= stats.is_some() && reason.is_normal();
                     outcome.cancelled_as_asked |= cancel_sent && reason == HangupReason::Cancelled;
                     cancel_at = None;

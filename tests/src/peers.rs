@@ -14,6 +14,8 @@ pub enum Peer {
     Sipp,
     /// The Kamailio SIP server (`kamailio`, package `kamailio`).
     Kamailio,
+    /// The baresip user agent (`baresip`, package `baresip-core`).
+    Baresip,
     /// The tmux terminal multiplexer (`tmux`, package `tmux`): a pseudo-terminal to drive the
     /// interactive softphone through.
     Tmux,
@@ -25,6 +27,7 @@ impl Peer {
         match self {
             Peer::Sipp => "sipp",
             Peer::Kamailio => "kamailio",
+            Peer::Baresip => "baresip",
             Peer::Tmux => "tmux",
         }
     }
@@ -34,6 +37,7 @@ impl Peer {
         match self {
             Peer::Sipp => "sip-tester",
             Peer::Kamailio => "kamailio",
+            Peer::Baresip => "baresip-core",
             Peer::Tmux => "tmux",
         }
     }

@@ -22,7 +22,8 @@
 //!   REFER with Refer-To and Referred-By (RFC 3892), the `message/sipfrag` NOTIFYs of the
 //!   implicit subscription (RFC 3420), and BYE with reason `transferred` on a final 2xx; as
 //!   transferee, 202, NOTIFY `100 Trying`, a new call to the target while the old dialog is kept
-//!   for the final NOTIFY, and back to the old call if the new one fails.
+//!   for the final NOTIFY (one NOTIFY in flight at a time, RFC 6665 §4.2.2) until the transferor
+//!   hangs up, and back to the old call if the new one fails.
 //! - [`digest`]: the client side of digest authentication.
 
 mod call;
@@ -147,6 +148,12 @@ pub enum Event {
     TransferFailed {
         /// The final status of the REFER or of the call to the target; 408 when no answer came.
         status: u16,
+    },
+    /// The call we were transferred from (see [`Event::Referred`]) is over, by the transferor's
+    /// BYE or ours. When the new call is not answered yet, stop the old call's media now.
+    OldLegHungUp {
+        /// Why: `Remote` when the transferor hung up, `Local` when we did.
+        reason: HangupReason,
     },
     /// The call is over: stop media.
     HungUp {

@@ -126,6 +126,8 @@ pub struct TuiState {
     pub log: VecDeque<LogLine>,
     /// The command being typed, when the command line is open.
     pub line: Option<String>,
+    /// Whom we were transferred to, while that call is being placed.
+    referred_to: Option<String>,
     bell: bool,
 }
 
@@ -148,6 +150,7 @@ impl TuiState {
             output_db: METER_FLOOR_DB,
             log: VecDeque::new(),
             line: None,
+            referred_to: None,
             bell: false,
         }
     }
@@ -203,6 +206,9 @@ impl TuiState {
                 self.info(now, "ringing".to_owned());
             }
             UiEvent::Answered { codec, remote_rtp } => {
+                if let Some(target) = self.referred_to.take() {
+                    self.peer = Some(target);
+                }
                 self.call = CallState::Connected;
                 self.codec = Some(codec.clone());
                 self.connected_at = Some(now);
@@ -223,13 +229,13 @@ impl TuiState {
             }
             UiEvent::Dtmf { digit, via } => self.info(now, format!("received DTMF {digit} ({via})")),
             UiEvent::Referred { target } => {
-                // The far end hands us over: the new call replaces this one once answered.
-                self.call = CallState::Dialling;
-                self.peer = Some(target.clone());
+                // The far end hands us over: the new call replaces this one.
+                self.referred_to = Some(target.clone());
                 self.info(now, format!("transferred: calling {target}"));
             }
             UiEvent::TransferProgress { status } => self.info(now, format!("transfer: {status}")),
             UiEvent::TransferFailed { status } => {
+                self.referred_to = None;
                 self.error(now, format!("transfer failed ({status}): the call stays up"));
             }
             UiEvent::Stats(stats) => self.stats = Some(*stats),
@@ -250,8 +256,14 @@ impl TuiState {
                 }
                 let severity = if status.is_some() { Severity::Error } else { Severity::Info };
                 self.log_line(now, text, severity);
-                self.new_call(CallState::Idle, "");
-                self.peer = None;
+                match self.referred_to.take() {
+                    // The call we were transferred from: the new one is being placed.
+                    Some(target) => self.new_call(CallState::Dialling, &target),
+                    None => {
+                        self.new_call(CallState::Idle, "");
+                        self.peer = None;
+                    }
+                }
             }
         }
     }
@@ -495,7 +507,7 @@ mod tests {
     }
 
     #[test]
-    fn a_transfer_is_followed_in_the_log_and_a_referral_calls_its_target() {
+    fn a_transfer_is_followed_in_the_log_and_a_referral_moves_the_screen_to_its_target() {
         let t0 = Instant::now();
         let mut s = phone(t0);
         s.on_event(&UiEvent::Answered { codec: "opus".into(), remote_rtp: "127.0.0.1:4000".into() }, t0);
@@ -503,7 +515,13 @@ mod tests {
         assert_eq!(last_log(&s), "transfer failed (480): the call stays up");
         assert_eq!(s.call, CallState::Connected);
         s.on_event(&UiEvent::Referred { target: "sip:1003@voip.test".into() }, t0);
+        assert_eq!(s.call, CallState::Connected, "still talking until the old call ends");
+        s.on_event(&UiEvent::HungUp { reason: "remote".into(), status: None, stats: None }, t0);
         assert_eq!((s.call.clone(), s.peer.as_deref()), (CallState::Dialling, Some("sip:1003@voip.test")));
+        s.on_event(&UiEvent::Answered { codec: "PCMU".into(), remote_rtp: "127.0.0.1:4002".into() }, t0);
+        assert_eq!((s.call.clone(), s.peer.as_deref()), (CallState::Connected, Some("sip:1003@voip.test")));
+        s.on_event(&UiEvent::HungUp { reason: "remote".into(), status: None, stats: None }, t0);
+        assert_eq!(s.call, CallState::Idle, "the new call's end is the end");
     }
 
     #[test]
