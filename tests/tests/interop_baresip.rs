@@ -230,7 +230,6 @@ fn baresip_calls_baresip(codec: BaresipCodec) {
     if !peers_ready(&[Peer::Baresip]) {
         return;
     }
-    let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
     let registrar = registrar();
     let mut callee = baresip(&registrar, "callee", "1003", codec, TONE_OTHER, AnswerMode::Auto, Via::Udp);
     let mut caller = baresip(&registrar, "caller", "1002", codec, TONE_BARESIP, AnswerMode::Manual, Via::Udp);
