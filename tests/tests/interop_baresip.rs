@@ -25,14 +25,11 @@ const TONE_BARESIP: u32 = 1000;
 const TONE_OTHER: u32 = 1500;
 const WAIT: Duration = Duration::from_secs(10);
 
-/// Our registrar with 1001..1003 (password `pw<ext>`), challenging with MD5 only, tracing SIP
-/// so that the tests can see what it relayed.
-fn registrar(dir: &Path) -> Registrar {
-    let file = dir.join("registrar.toml");
-    std::fs::write(&file, "[auth]\nalgorithms = [\"MD5\"]\n").unwrap_or_else(|e| panic!("write {file:?}: {e}"));
-    let mut config =
+/// Our registrar with 1001..1003 (password `pw<ext>`) and its default challenge (MD5 alone, which
+/// baresip needs), tracing SIP so that the tests can see what it relayed.
+fn registrar() -> Registrar {
+    let config =
         RegistrarConfig::new(DOMAIN).user("1001", "pw1001").user("1002", "pw1002").user("1003", "pw1003").sip_trace();
-    config.config_file = Some(file);
     Registrar::start(config).unwrap_or_else(|e| panic!("start the registrar: {e}"))
 }
 
@@ -126,7 +123,7 @@ fn baresip_calls_softphone(codec: BaresipCodec, via: Via) {
         return;
     }
     let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
-    let registrar = registrar(dir.path());
+    let registrar = registrar();
     let (codecs, codec_name) = softphone_codec(codec);
     let wav = dir.path().join("softphone.wav");
     let tone = format!("tone:{TONE_OTHER}");
@@ -175,7 +172,7 @@ fn softphone_calls_baresip(codec: BaresipCodec, answer: AnswerMode, via: Via) {
         return;
     }
     let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
-    let registrar = registrar(dir.path());
+    let registrar = registrar();
     let (codecs, codec_name) = softphone_codec(codec);
     let mut baresip = baresip(&registrar, "callee", "1002", codec, TONE_BARESIP, answer, via);
 
@@ -233,8 +230,7 @@ fn baresip_calls_baresip(codec: BaresipCodec) {
     if !peers_ready(&[Peer::Baresip]) {
         return;
     }
-    let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
-    let registrar = registrar(dir.path());
+    let registrar = registrar();
     let mut callee = baresip(&registrar, "callee", "1003", codec, TONE_OTHER, AnswerMode::Auto, Via::Udp);
     let mut caller = baresip(&registrar, "caller", "1002", codec, TONE_BARESIP, AnswerMode::Manual, Via::Udp);
 
@@ -323,7 +319,7 @@ fn baresip_holds_and_resumes_the_softphone_by_reinvite_and_audio_returns() {
         return;
     }
     let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
-    let registrar = registrar(dir.path());
+    let registrar = registrar();
     let wav = dir.path().join("softphone.wav");
     let tone = format!("tone:{TONE_OTHER}");
     let extra = ["--auto-answer", "--audio-in", &tone, "--audio-out", wav.to_str().unwrap(), "--duration", "25"];
@@ -380,7 +376,7 @@ fn baresip_options_reach_the_softphone_through_the_registrar_and_get_200_with_a_
         return;
     }
     let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
-    let registrar = registrar(dir.path());
+    let registrar = registrar();
     let args = phone_args(registrar.addr(), DOMAIN, "1001", &["--duration", "20"]).unwrap_or_else(|e| panic!("{e}"));
     let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
     softphone.wait_for_event("registered", WAIT).unwrap_or_else(|e| panic!("{e}"));
@@ -416,7 +412,7 @@ fn baresip_cancels_a_ringing_call_and_the_softphone_reports_cancelled() {
         return;
     }
     let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
-    let registrar = registrar(dir.path());
+    let registrar = registrar();
     let args = phone_args(registrar.addr(), DOMAIN, "1001", &["--duration", "20"]).unwrap_or_else(|e| panic!("{e}"));
     let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
     softphone.wait_for_event("registered", WAIT).unwrap_or_else(|e| panic!("{e}"));
@@ -443,7 +439,7 @@ fn baresip_dtmf_reaches_the_softphone_as_rfc4733_events() {
         return;
     }
     let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
-    let registrar = registrar(dir.path());
+    let registrar = registrar();
     let extra = ["--auto-answer", "--audio-out", "null", "--duration", "20"];
     let args = phone_args(registrar.addr(), DOMAIN, "1001", &extra).unwrap_or_else(|e| panic!("{e}"));
     let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
@@ -477,7 +473,7 @@ fn softphone_dtmf_reaches_baresip_as_rfc4733_events() {
         return;
     }
     let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
-    let registrar = registrar(dir.path());
+    let registrar = registrar();
     let mut baresip =
         baresip(&registrar, "callee", "1002", BaresipCodec::Opus, TONE_BARESIP, AnswerMode::Auto, Via::Udp);
     let extra = ["--dial", "1002", "--audio-out", "null", "--dtmf", "159#", "--dtmf-at", "1", "--hangup-after", "4"];
