@@ -400,15 +400,9 @@ impl TuiState {
     }
 }
 
-/// The RMS level of a frame in dBFS (0 for a full-scale square wave), never below
-/// [`METER_FLOOR_DB`].
+/// A frame's RMS level in dBFS ([`proto::codec::level_dbfs`]), never below [`METER_FLOOR_DB`].
 pub fn level_dbfs(samples: &[i16]) -> f32 {
-    if samples.is_empty() {
-        return METER_FLOOR_DB;
-    }
-    let energy: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
-    let rms = (energy / samples.len() as f64).sqrt() / 32768.0;
-    if rms <= 0.0 { METER_FLOOR_DB } else { (20.0 * rms.log10()).max(f64::from(METER_FLOOR_DB)) as f32 }
+    proto::codec::level_dbfs(samples).max(METER_FLOOR_DB)
 }
 
 /// `mm:ss`, or `h:mm:ss` past the hour.
@@ -576,7 +570,7 @@ mod tests {
     }
 
     #[test]
-    fn levels_are_rms_dbfs_with_a_floor_and_meters_fall_back_slowly() {
+    fn meters_read_rms_dbfs_above_a_floor_and_fall_back_slowly() {
         assert_eq!(level_dbfs(&[0; 160]), METER_FLOOR_DB);
         assert_eq!(level_dbfs(&[]), METER_FLOOR_DB);
         let full: Vec<i16> = (0..160).map(|n| if n % 2 == 0 { i16::MAX } else { -i16::MAX }).collect();
