@@ -16,6 +16,9 @@ pub enum Peer {
     Kamailio,
     /// The baresip user agent (`baresip`, package `baresip-core`).
     Baresip,
+    /// The tmux terminal multiplexer (`tmux`, package `tmux`): a pseudo-terminal to drive the
+    /// interactive softphone through.
+    Tmux,
 }
 
 impl Peer {
@@ -25,6 +28,7 @@ impl Peer {
             Peer::Sipp => "sipp",
             Peer::Kamailio => "kamailio",
             Peer::Baresip => "baresip",
+            Peer::Tmux => "tmux",
         }
     }
 
@@ -34,6 +38,7 @@ impl Peer {
             Peer::Sipp => "sip-tester",
             Peer::Kamailio => "kamailio",
             Peer::Baresip => "baresip-core",
+            Peer::Tmux => "tmux",
         }
     }
 

@@ -284,13 +284,20 @@ impl UserAgent {
                 }
                 Ok(())
             }
-            (Side::Incoming(i), Phase::Setup) => {
-                let decline = i.dialog.respond(&call.invite, 603);
-                self.layer.respond(i.server, decline, now);
-                self.finish(HangupReason::Local, now);
-                Ok(())
-            }
+            (Side::Incoming(_), Phase::Setup) => self.reject(now),
         }
+    }
+
+    /// Turns the ringing incoming call away with 603 Decline (RFC 3261 §21.6.2); HungUp follows.
+    pub fn reject(&mut self, now: Instant) -> Result<(), CommandError> {
+        let call = self.call.as_mut().ok_or(CommandError::NoCall)?;
+        let (Side::Incoming(i), Phase::Setup) = (&mut call.side, call.phase) else {
+            return Err(CommandError::NotRinging);
+        };
+        let decline = i.dialog.respond(&call.invite, 603);
+        self.layer.respond(i.server, decline, now);
+        self.finish(HangupReason::Local, now);
+        Ok(())
     }
 
     /// The call is over. A call placed for a transfer we accepted that ends unanswered hands

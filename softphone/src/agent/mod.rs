@@ -3,8 +3,9 @@
 //! shows.
 //!
 //! [`UserAgent`] is fed datagrams with their source ([`UserAgent::handle_message`]), commands
-//! ([`UserAgent::register`], [`UserAgent::dial`], [`UserAgent::answer`], [`UserAgent::hangup`],
-//! [`UserAgent::hold`], [`UserAgent::transfer`], [`UserAgent::unregister`], …) and the time ([`UserAgent::handle_timeout`]); it is polled for
+//! ([`UserAgent::register`], [`UserAgent::dial`], [`UserAgent::answer`], [`UserAgent::reject`],
+//! [`UserAgent::hangup`], [`UserAgent::hold`], [`UserAgent::transfer`], [`UserAgent::unregister`], …)
+//! and the time ([`UserAgent::handle_timeout`]); it is polled for
 //! messages to send ([`UserAgent::poll_transmit`]), for [`Event`]s and for its next deadline
 //! ([`UserAgent::poll_timeout`]). Retransmissions and matching are the
 //! [`TransactionLayer`]'s; dialog state is [`proto::dialog`]'s; offer/answer is
@@ -170,6 +171,9 @@ pub enum CommandError {
     /// There is no call to act on.
     #[error("there is no call to act on")]
     NoCall,
+    /// There is no incoming call waiting for an answer.
+    #[error("no incoming call is ringing: only a call not yet answered can be rejected; hang up instead")]
+    NotRinging,
     /// No registrar was configured, so there is nothing to register with or route through.
     #[error("no registrar configured: give --registrar, or dial a sip: URI with an IP address")]
     NoRegistrar,

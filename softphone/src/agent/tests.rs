@@ -306,6 +306,34 @@ fn incoming_offer_without_a_common_codec_is_refused_488() {
 }
 
 #[test]
+fn reject_declines_the_ringing_call_with_603_and_is_refused_once_answered() {
+    let mut ua = UserAgent::new(settings(false, false), 9);
+    let now = Instant::now();
+    assert_eq!(ua.reject(now), Err(CommandError::NoCall));
+    feed(&mut ua, Message::Request(incoming_invite(vec![proto::sdp::Codec::pcmu()])), PEER, now);
+    assert_eq!(responses(&sent(&mut ua)).iter().map(|r| r.status).collect::<Vec<_>>(), [180]);
+    assert!(matches!(&events(&mut ua)[..], [Event::Incoming { .. }]));
+    ua.reject(now).unwrap();
+    let out = sent(&mut ua);
+    let declined = responses(&out);
+    assert_eq!(declined.iter().map(|r| r.status).collect::<Vec<_>>(), [603]);
+    assert!(declined[0].headers.get(HeaderName::To).is_some_and(|to| to.contains("tag=")), "in the early dialog");
+    assert_eq!(out[0].1, addr(PEER), "back to where the INVITE came from");
+    assert_eq!(events(&mut ua), [Event::HungUp { reason: HangupReason::Local }]);
+    assert!(ua.is_idle());
+
+    // An answered call cannot be rejected, only hung up.
+    let mut second = incoming_invite(vec![proto::sdp::Codec::pcmu()]);
+    second.headers.set(HeaderName::CallId, "in-2");
+    second.headers.set(HeaderName::Via, format!("SIP/2.0/UDP {PEER};branch=z9hG4bKother"));
+    feed(&mut ua, Message::Request(second), PEER, now);
+    ua.answer(now).unwrap();
+    sent(&mut ua);
+    assert_eq!(ua.reject(now), Err(CommandError::NotRinging));
+    assert!(responses(&sent(&mut ua)).is_empty());
+}
+
+#[test]
 fn a_second_incoming_call_gets_486_busy() {
     let mut ua = UserAgent::new(settings(false, true), 8);
     let now = Instant::now();
