@@ -150,10 +150,14 @@ fn mute_silences_the_muted_window_while_rtp_goes_on_and_the_stats_say_so() {
     assert!(b_levels.iter().any(|l| *l < -60.0), "B's meter fell while A was muted: {b_levels:?}\n{context}");
 
     // The final stats: a clean loopback call scores near the top of the E-model's scale, with an
-    // RTT from RTCP.
+    // RTT from RTCP. An RTT needs the far end's report on one of our sender reports; with the
+    // first RTCP interval randomised over about 1–3 s (RFC 3550 §6.3.1, §A.7), in a 6 s call that is
+    // certain only for the side whose first report came first, so one of the two must have it.
     let hung_up = b.event("hung_up").unwrap_or_else(|| panic!("B reported no hung_up\n{context}"));
     let mos = number(&hung_up, "mos").unwrap_or_else(|| panic!("no mos in {hung_up}"));
     assert!(mos > 4.3 && mos <= 4.41, "{hung_up}");
-    assert!(number(&hung_up, "rtt_ms").is_some_and(|rtt| rtt < 50.0), "{hung_up}");
     assert!(hung_up.contains("\"muted\":false"), "{hung_up}");
+    let a_hung_up = a.event("hung_up").unwrap_or_else(|| panic!("A reported no hung_up\n{context}"));
+    let rtts: Vec<f64> = [&a_hung_up, &hung_up].iter().filter_map(|line| number(line, "rtt_ms")).collect();
+    assert!(!rtts.is_empty() && rtts.iter().all(|rtt| *rtt < 50.0), "A: {a_hung_up}\nB: {hung_up}");
 }
