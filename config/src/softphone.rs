@@ -23,6 +23,10 @@ pub struct SoftphoneConfig {
     pub bind: Option<SocketAddr>,
     /// Codecs to offer and accept, most preferred first: `opus`, `pcmu`, `pcma`.
     pub codecs: Vec<String>,
+    /// Opus target bitrate in bit/s (6000 to 510000); 32000 when unset.
+    pub opus_bitrate: Option<u32>,
+    /// Opus encoder complexity, 0 to 10; 9 when unset.
+    pub opus_complexity: Option<u8>,
     /// Offer and accept RFC 4733 telephone-event for DTMF (else DTMF goes by SIP INFO).
     pub telephone_event: bool,
     /// Answer incoming calls at once.
@@ -43,6 +47,8 @@ impl Default for SoftphoneConfig {
         SoftphoneConfig {
             bind: None,
             codecs: SOFTPHONE_CODECS.iter().map(|c| (*c).to_owned()).collect(),
+            opus_bitrate: None,
+            opus_complexity: None,
             telephone_event: true,
             auto_answer: false,
             audio_in: None,
@@ -103,6 +109,22 @@ impl Validate for SoftphoneConfig {
         if let Some(unknown) = self.codecs.iter().find(|c| !SOFTPHONE_CODECS.contains(&c.to_ascii_lowercase().as_str()))
         {
             return Err(Problem::at(&[&["codecs"]], format!("unknown codec {unknown:?}; expected opus, pcmu or pcma")));
+        }
+        if let Some(bitrate) = self.opus_bitrate
+            && !(6_000..=510_000).contains(&bitrate)
+        {
+            return Err(Problem::at(
+                &[&["opus_bitrate"]],
+                format!("opus_bitrate {bitrate} is out of range; expected 6000 to 510000"),
+            ));
+        }
+        if let Some(complexity) = self.opus_complexity
+            && complexity > 10
+        {
+            return Err(Problem::at(
+                &[&["opus_complexity"]],
+                format!("opus_complexity {complexity} is out of range; expected 0 to 10"),
+            ));
         }
         let mut names = BTreeSet::new();
         for account in &self.accounts {

@@ -73,6 +73,13 @@ pub struct Cli {
     /// Codecs to offer and accept, most preferred first [default: opus,pcmu,pcma].
     #[arg(long, value_name = "LIST")]
     pub codecs: Option<String>,
+    /// Opus target bitrate in bit/s, 6000 to 510000 [default: 32000]; the far end's
+    /// `maxaveragebitrate` caps it.
+    #[arg(long, value_name = "BPS")]
+    pub opus_bitrate: Option<u32>,
+    /// Opus encoder complexity, 0 (cheapest) to 10 (best) [default: 9].
+    #[arg(long, value_name = "0-10")]
+    pub opus_complexity: Option<u8>,
     /// Event output on stdout: `json` for one JSON object per line.
     #[arg(long, value_name = "FORMAT")]
     pub events: Option<String>,
@@ -158,6 +165,9 @@ pub enum ConfigError {
     /// A duration is negative or not a number.
     #[error("bad {0}: give a non-negative number of seconds")]
     BadSeconds(&'static str),
+    /// `--opus-bitrate` or `--opus-complexity` is out of range.
+    #[error("bad {0}: the Opus bitrate goes from 6000 to 510000 bit/s, the complexity from 0 to 10")]
+    BadOpus(&'static str),
 }
 
 /// Where the phone's outgoing audio comes from.
@@ -243,6 +253,8 @@ pub struct Config {
     pub audio_out: AudioOut,
     /// Codecs, most preferred first.
     pub codecs: Vec<CodecKind>,
+    /// How Opus is encoded.
+    pub opus: crate::media::OpusSettings,
     /// JSON events on stdout.
     pub json_events: bool,
     /// Hold this long after answer.
@@ -336,6 +348,7 @@ impl Config {
                 (None, Some(path)) => AudioOut::File(PathBuf::from(path)),
             },
             codecs: parse_codecs(&cli.codecs.unwrap_or_else(|| file.codecs.join(",")))?,
+            opus: opus_settings(cli.opus_bitrate.or(file.opus_bitrate), cli.opus_complexity.or(file.opus_complexity))?,
             json_events: match cli.events.as_deref() {
                 None => false,
                 Some(f) if f.eq_ignore_ascii_case("json") => true,
@@ -360,6 +373,20 @@ impl Config {
     pub fn interactive(&self, stdout_is_terminal: bool) -> bool {
         self.tui || (stdout_is_terminal && self.dial.is_none() && !self.auto_answer && !self.json_events)
     }
+}
+
+/// The Opus settings asked for, each checked; the defaults where none was given.
+fn opus_settings(bitrate: Option<u32>, complexity: Option<u8>) -> Result<crate::media::OpusSettings, ConfigError> {
+    let defaults = crate::media::OpusSettings::default();
+    let bitrate = bitrate.unwrap_or(defaults.bitrate);
+    if !(6_000..=510_000).contains(&bitrate) {
+        return Err(ConfigError::BadOpus("--opus-bitrate"));
+    }
+    let complexity = complexity.unwrap_or(defaults.complexity);
+    if complexity > 10 {
+        return Err(ConfigError::BadOpus("--opus-complexity"));
+    }
+    Ok(crate::media::OpusSettings { bitrate, complexity })
 }
 
 fn seconds(value: Option<f64>, what: &'static str) -> Result<Option<Duration>, ConfigError> {
@@ -471,6 +498,17 @@ mod tests {
         assert_eq!(parse_host_port("pbx.test").unwrap(), HostPort { host: "pbx.test".into(), port: 5060 });
         assert_eq!(parse_host_port("[::1]:5080").unwrap(), HostPort { host: "::1".into(), port: 5080 });
         assert!(parse_host_port("a:b").is_err());
+    }
+
+    #[test]
+    fn opus_settings_are_checked_and_default_to_32k_complexity_9() {
+        assert_eq!(opus_settings(None, None).unwrap(), crate::media::OpusSettings { bitrate: 32_000, complexity: 9 });
+        assert_eq!(
+            opus_settings(Some(16_000), Some(3)).unwrap(),
+            crate::media::OpusSettings { bitrate: 16_000, complexity: 3 }
+        );
+        assert!(matches!(opus_settings(Some(5_999), None), Err(ConfigError::BadOpus("--opus-bitrate"))));
+        assert!(matches!(opus_settings(None, Some(11)), Err(ConfigError::BadOpus("--opus-complexity"))));
     }
 
     #[test]

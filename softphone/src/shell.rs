@@ -598,7 +598,7 @@ fn start_media<R: rand::RngCore>(
     now: Instant,
     rng: &mut R,
 ) -> anyhow::Result<ActiveMedia> {
-    let session = MediaSession::new(negotiated, now, rng)?;
+    let session = MediaSession::new(negotiated, config.opus, now, rng)?;
     let rate = session.sample_rate();
     let source = Source::open(&config.audio_in, rate)?;
     let sink = Sink::open(&config.audio_out, rate)?;
@@ -633,7 +633,7 @@ async fn switch_media<R: rand::RngCore>(
     rng: &mut R,
 ) -> anyhow::Result<ActiveMedia> {
     let Some(mut old) = old else { return start_media(config, negotiated, now, rng) };
-    match MediaSession::new(negotiated, now, rng) {
+    match MediaSession::new(negotiated, config.opus, now, rng) {
         Ok(session)
             if session.sample_rate() == old.session.sample_rate()
                 && session.frame_samples() == old.session.frame_samples() =>
@@ -671,7 +671,7 @@ fn restart_or_update<R: rand::RngCore>(
     if m.session.same_stream(negotiated) {
         return m.session.update(negotiated, muted);
     }
-    match MediaSession::new(negotiated, now, rng) {
+    match MediaSession::new(negotiated, m.session.opus_settings(), now, rng) {
         Ok(mut session)
             if session.sample_rate() == m.session.sample_rate()
                 && session.frame_samples() == m.session.frame_samples() =>

@@ -167,18 +167,44 @@ pub struct MediaSession {
     reported_loss: ReportedLoss,
     impairment: CodecImpairment,
     frame: Duration,
+    settings: OpusSettings,
     stats: MediaStats,
 }
 
+/// How we encode Opus, as the user chose it; the far end's `maxaveragebitrate` caps the bitrate
+/// (RFC 7587 §6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpusSettings {
+    /// Target bitrate in bit/s, 6000 to 510000.
+    pub bitrate: u32,
+    /// Encoder complexity, 0 (cheapest) to 10 (best).
+    pub complexity: u8,
+}
+
+impl Default for OpusSettings {
+    fn default() -> Self {
+        let defaults = OpusConfig::default();
+        OpusSettings { bitrate: defaults.bitrate, complexity: defaults.complexity }
+    }
+}
+
 impl MediaSession {
-    /// A session for what offer/answer agreed, starting at `now`.
-    pub fn new<R: RngCore + ?Sized>(negotiated: &Negotiated, now: Instant, rng: &mut R) -> Result<Self, MediaError> {
+    /// A session for what offer/answer agreed, encoding Opus with `settings`, starting at `now`.
+    pub fn new<R: RngCore + ?Sized>(
+        negotiated: &Negotiated,
+        settings: OpusSettings,
+        now: Instant,
+        rng: &mut R,
+    ) -> Result<Self, MediaError> {
         let codec = &negotiated.codec;
         let kind = CodecKind::from_rtpmap(&codec.name, codec.clock_rate, codec.channels)
             .ok_or_else(|| MediaError::UnsupportedCodec(codec.name.clone()))?;
+        let far_end_cap = codec.fmtp.get("maxaveragebitrate").and_then(|v| v.parse::<u32>().ok());
         // With FEC asked for, tell libopus to expect some loss from the start, or it spends no
         // bits on FEC at all.
         let opus = OpusConfig {
+            bitrate: far_end_cap.map_or(settings.bitrate, |cap| settings.bitrate.min(cap)).clamp(6_000, 510_000),
+            complexity: settings.complexity.min(10),
             fec: negotiated.remote_fec,
             packet_loss_percent: if negotiated.remote_fec { EXPECTED_LOSS_PERCENT } else { 0 },
             ..OpusConfig::default()
@@ -226,8 +252,14 @@ impl MediaSession {
             reported_loss: ReportedLoss::new(),
             impairment: CodecImpairment::for_codec(kind),
             frame,
+            settings,
             stats: MediaStats::default(),
         })
+    }
+
+    /// How Opus is encoded, as the user asked (before the far end's cap).
+    pub fn opus_settings(&self) -> OpusSettings {
+        self.settings
     }
 
     /// The codec in use.
@@ -578,8 +610,16 @@ mod tests {
         let (a_addr, b_addr): (SocketAddr, SocketAddr) =
             ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
         let start = Instant::now();
-        let mut a = MediaSession::new(&negotiated(codec.clone(), payload_type, b_addr), start, &mut rng).unwrap();
-        let mut b = MediaSession::new(&negotiated(codec, payload_type, a_addr), start, &mut rng).unwrap();
+        let mut a = MediaSession::new(
+            &negotiated(codec.clone(), payload_type, b_addr),
+            OpusSettings::default(),
+            start,
+            &mut rng,
+        )
+        .unwrap();
+        let mut b =
+            MediaSession::new(&negotiated(codec, payload_type, a_addr), OpusSettings::default(), start, &mut rng)
+                .unwrap();
         let rate = a.sample_rate();
         let mut tone = crate::audio::ToneGenerator::new(1000.0, rate, 8000.0);
         let mut frame = vec![0i16; a.frame_samples()];
@@ -611,14 +651,50 @@ mod tests {
         assert_eq!(sent.output_level_dbfs, SILENCE_DBFS, "nothing came back to A");
     }
 
+    /// The mean RTP payload size of 50 Opus frames of a tone sent with `settings` to a far end
+    /// whose fmtp is `fmtp`.
+    fn mean_opus_payload(settings: OpusSettings, fmtp: Option<&str>) -> usize {
+        let mut rng = StdRng::seed_from_u64(9);
+        let mut codec = Codec::opus();
+        if let Some(cap) = fmtp {
+            codec = codec.with_fmtp("maxaveragebitrate", Some(cap));
+        }
+        let far: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let mut negotiated = negotiated(codec, 96, far);
+        negotiated.remote_fec = false;
+        let start = Instant::now();
+        let mut a = MediaSession::new(&negotiated, settings, start, &mut rng).unwrap();
+        let mut tone = crate::audio::ToneGenerator::new(1000.0, a.sample_rate(), 8000.0);
+        let mut frame = vec![0i16; a.frame_samples()];
+        let (mut datagram, mut bytes) = (Vec::new(), 0);
+        for i in 0..50u64 {
+            tone.fill(&mut frame);
+            a.send_frame(&frame, start + Duration::from_millis(20 * i), &mut datagram).unwrap();
+            bytes += datagram.len() - 12;
+        }
+        bytes / 50
+    }
+
+    #[test]
+    fn opus_bitrate_is_the_users_capped_by_the_far_ends_maxaveragebitrate() {
+        let low = mean_opus_payload(OpusSettings { bitrate: 12_000, complexity: 5 }, None);
+        let high = mean_opus_payload(OpusSettings { bitrate: 64_000, complexity: 5 }, None);
+        let capped = mean_opus_payload(OpusSettings { bitrate: 64_000, complexity: 5 }, Some("12000"));
+        // 12 kbit/s is 30 bytes per 20 ms frame, 64 kbit/s 160.
+        assert!(low < 45 && high > 100, "12k: {low} bytes, 64k: {high} bytes");
+        assert!(capped < 45, "64k capped at 12k by the far end: {capped} bytes");
+    }
+
     #[test]
     fn loss_lowers_the_mos_as_the_e_model_says() {
         let mut rng = StdRng::seed_from_u64(11);
         let (a_addr, b_addr): (SocketAddr, SocketAddr) =
             ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
         let start = Instant::now();
-        let mut a = MediaSession::new(&negotiated(Codec::pcmu(), 0, b_addr), start, &mut rng).unwrap();
-        let mut b = MediaSession::new(&negotiated(Codec::pcmu(), 0, a_addr), start, &mut rng).unwrap();
+        let mut a =
+            MediaSession::new(&negotiated(Codec::pcmu(), 0, b_addr), OpusSettings::default(), start, &mut rng).unwrap();
+        let mut b =
+            MediaSession::new(&negotiated(Codec::pcmu(), 0, a_addr), OpusSettings::default(), start, &mut rng).unwrap();
         let frame = vec![1000i16; a.frame_samples()];
         let mut datagram = Vec::new();
         for i in 0..500u64 {
@@ -668,8 +744,10 @@ mod tests {
         let (a_addr, b_addr): (SocketAddr, SocketAddr) =
             ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
         let start = Instant::now();
-        let mut a = MediaSession::new(&negotiated(Codec::opus(), 96, b_addr), start, &mut rng).unwrap();
-        let mut b = MediaSession::new(&negotiated(Codec::opus(), 96, a_addr), start, &mut rng).unwrap();
+        let mut a = MediaSession::new(&negotiated(Codec::opus(), 96, b_addr), OpusSettings::default(), start, &mut rng)
+            .unwrap();
+        let mut b = MediaSession::new(&negotiated(Codec::opus(), 96, a_addr), OpusSettings::default(), start, &mut rng)
+            .unwrap();
         assert_eq!(a.expected_loss_percent(), Ok(EXPECTED_LOSS_PERCENT), "before any report");
         let mut datagram = Vec::new();
         let silence = vec![0i16; 960];
@@ -722,8 +800,16 @@ mod tests {
         let (a_addr, b_addr): (SocketAddr, SocketAddr) =
             ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
         let start = Instant::now();
-        let mut a = MediaSession::new(&negotiated(codec.clone(), payload_type, b_addr), start, &mut rng).unwrap();
-        let mut b = MediaSession::new(&negotiated(codec, payload_type, a_addr), start, &mut rng).unwrap();
+        let mut a = MediaSession::new(
+            &negotiated(codec.clone(), payload_type, b_addr),
+            OpusSettings::default(),
+            start,
+            &mut rng,
+        )
+        .unwrap();
+        let mut b =
+            MediaSession::new(&negotiated(codec, payload_type, a_addr), OpusSettings::default(), start, &mut rng)
+                .unwrap();
         let rate = a.sample_rate();
         let mut tone = crate::audio::ToneGenerator::new(1000.0, rate, 8000.0);
         let mut frame = vec![0i16; a.frame_samples()];
@@ -767,8 +853,10 @@ mod tests {
         let (a_addr, b_addr): (SocketAddr, SocketAddr) =
             ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
         let start = Instant::now();
-        let mut a = MediaSession::new(&negotiated(Codec::pcmu(), 0, b_addr), start, &mut rng).unwrap();
-        let mut b = MediaSession::new(&negotiated(Codec::pcmu(), 0, a_addr), start, &mut rng).unwrap();
+        let mut a =
+            MediaSession::new(&negotiated(Codec::pcmu(), 0, b_addr), OpusSettings::default(), start, &mut rng).unwrap();
+        let mut b =
+            MediaSession::new(&negotiated(Codec::pcmu(), 0, a_addr), OpusSettings::default(), start, &mut rng).unwrap();
         // Frame i is a constant level of 100·(i+1), so what plays says which frame it was.
         let packets: Vec<Vec<u8>> = (0..20u64)
             .map(|i| {
@@ -801,8 +889,10 @@ mod tests {
         let (a_addr, b_addr): (SocketAddr, SocketAddr) =
             ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
         let start = Instant::now();
-        let mut a = MediaSession::new(&negotiated(Codec::opus(), 96, b_addr), start, &mut rng).unwrap();
-        let mut b = MediaSession::new(&negotiated(Codec::opus(), 96, a_addr), start, &mut rng).unwrap();
+        let mut a = MediaSession::new(&negotiated(Codec::opus(), 96, b_addr), OpusSettings::default(), start, &mut rng)
+            .unwrap();
+        let mut b = MediaSession::new(&negotiated(Codec::opus(), 96, a_addr), OpusSettings::default(), start, &mut rng)
+            .unwrap();
         let mut tone = crate::audio::ToneGenerator::new(1000.0, 48_000, 8000.0);
         let mut frame = vec![0i16; a.frame_samples()];
         let mut datagram = Vec::new();
@@ -845,8 +935,8 @@ mod tests {
         na.telephone_event = events;
         let mut nb = negotiated(Codec::pcmu(), 0, a_addr);
         nb.telephone_event = events;
-        let mut a = MediaSession::new(&na, start, &mut rng).unwrap();
-        let mut b = MediaSession::new(&nb, start, &mut rng).unwrap();
+        let mut a = MediaSession::new(&na, OpusSettings::default(), start, &mut rng).unwrap();
+        let mut b = MediaSession::new(&nb, OpusSettings::default(), start, &mut rng).unwrap();
         assert!(a.can_send_dtmf());
         let frame = vec![0i16; a.frame_samples()];
         let mut datagram = Vec::new();
@@ -888,8 +978,10 @@ mod tests {
         let (a_addr, b_addr): (SocketAddr, SocketAddr) =
             ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
         let start = Instant::now();
-        let mut a = MediaSession::new(&negotiated(Codec::pcmu(), 0, b_addr), start, &mut rng).unwrap();
-        let mut b = MediaSession::new(&negotiated(Codec::pcmu(), 0, a_addr), start, &mut rng).unwrap();
+        let mut a =
+            MediaSession::new(&negotiated(Codec::pcmu(), 0, b_addr), OpusSettings::default(), start, &mut rng).unwrap();
+        let mut b =
+            MediaSession::new(&negotiated(Codec::pcmu(), 0, a_addr), OpusSettings::default(), start, &mut rng).unwrap();
         let mut tone = crate::audio::ToneGenerator::new(1000.0, 8000, 8000.0);
         let mut frame = vec![0i16; a.frame_samples()];
         let mut datagram = Vec::new();
@@ -935,8 +1027,10 @@ mod tests {
         let (a_addr, b_addr): (SocketAddr, SocketAddr) =
             ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
         let start = Instant::now();
-        let mut a = MediaSession::new(&negotiated(Codec::pcmu(), 0, b_addr), start, &mut rng).unwrap();
-        let mut b = MediaSession::new(&negotiated(Codec::pcmu(), 0, a_addr), start, &mut rng).unwrap();
+        let mut a =
+            MediaSession::new(&negotiated(Codec::pcmu(), 0, b_addr), OpusSettings::default(), start, &mut rng).unwrap();
+        let mut b =
+            MediaSession::new(&negotiated(Codec::pcmu(), 0, a_addr), OpusSettings::default(), start, &mut rng).unwrap();
         let mut tone = crate::audio::ToneGenerator::new(1000.0, 8000, 8000.0);
         let mut frame = vec![0i16; a.frame_samples()];
         let (mut datagram, mut report) = (Vec::new(), Vec::new());
