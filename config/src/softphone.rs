@@ -33,6 +33,8 @@ pub struct SoftphoneConfig {
     pub audio_out: Option<String>,
     /// Log every SIP message sent and received.
     pub sip_trace: bool,
+    /// Record every SIP, RTP and RTCP packet sent and received in this pcap file.
+    pub pcap: Option<std::path::PathBuf>,
     /// The SIP accounts (`[[account]]` tables), in the file's order.
     #[serde(rename = "account")]
     pub accounts: Vec<AccountConfig>,
@@ -48,6 +50,7 @@ impl Default for SoftphoneConfig {
             audio_in: None,
             audio_out: None,
             sip_trace: false,
+            pcap: None,
             accounts: Vec::new(),
         }
     }

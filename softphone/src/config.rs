@@ -81,6 +81,9 @@ pub struct Cli {
     /// Log every SIP message sent and received on stderr.
     #[arg(long)]
     pub sip_trace: bool,
+    /// Record every SIP, RTP and RTCP packet sent and received in a pcap file for Wireshark.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
 }
 
 /// What was wrong with the command line.
@@ -212,6 +215,8 @@ pub struct Config {
     pub telephone_event: bool,
     /// Log every SIP message.
     pub sip_trace: bool,
+    /// Record every packet in this pcap file.
+    pub pcap: Option<PathBuf>,
 }
 
 impl Config {
@@ -277,6 +282,7 @@ impl Config {
             dtmf_at: seconds(cli.dtmf_at, "--dtmf-at")?.unwrap_or_default(),
             telephone_event: !cli.no_telephone_event && file.telephone_event,
             sip_trace: cli.sip_trace || file.sip_trace,
+            pcap: cli.pcap.or(file.pcap),
         })
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use proto::codec::CodecKind;
-use proto::io::{TransportOptions, Transports};
+use proto::io::{Capture, DEFAULT_CAPTURE_LIMIT, TransportOptions, Transports};
 use proto::sdp::{Codec, LocalMedia};
 use proto::sip::{Host, Transport, Uri};
 use proto::transaction::{Target, TimerConfig};
@@ -96,6 +96,9 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
         .context("no UDP socket for SIP")?;
     let (rtp, rtcp) = bind_rtp_pair(local_ip)?;
     let rtp_port = rtp.local_addr()?.port();
+    let capture = Capture::open(config.pcap.as_deref(), DEFAULT_CAPTURE_LIMIT)?;
+    transports.set_capture(capture.clone());
+    let (rtp_addr, rtcp_addr) = (rtp.local_addr()?, rtcp.local_addr()?);
     info!(sip = %local, rtp = rtp_port, "listening");
 
     let domain = config.domain.clone().or_else(|| config.registrar.as_ref().map(|r| r.host.clone()));
@@ -197,7 +200,7 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                 Event::DtmfInfo { digit } => ui.show(&UiEvent::Dtmf { digit, via: "info".to_owned() }),
                 Event::HungUp { reason } => {
                     script = Script::default();
-                    let stats = media.take().map(|m| stop_media(m, now, &rtcp, &mut out));
+                    let stats = media.take().map(|m| stop_media(m, now, &rtcp, &capture, &mut out));
                     let stats = match stats {
                         Some(fut) => Some(fut.await),
                         None => None,
@@ -243,11 +246,13 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                 agent.handle_message(&msg.data, Target { transport: msg.transport, addr: msg.source }, Instant::now());
             }
             got = rtp.recv_from(&mut rtp_buf) => {
+                if let Ok((n, from)) = &got { capture.udp(*from, rtp_addr, rtp_buf.get(..*n).unwrap_or_default()) }
                 if let (Ok((n, from)), Some(m)) = (got, media.as_mut()) {
                     m.session.handle_datagram(rtp_buf.get(..n).unwrap_or_default(), from, Instant::now());
                 }
             }
             got = rtcp.recv_from(&mut rtcp_buf) => {
+                if let Ok((n, from)) = &got { capture.udp(*from, rtcp_addr, rtcp_buf.get(..*n).unwrap_or_default()) }
                 if let (Ok((n, from)), Some(m)) = (got, media.as_mut()) {
                     m.session.handle_datagram(rtcp_buf.get(..n).unwrap_or_default(), from, Instant::now());
                 }
@@ -257,7 +262,7 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                     let now = Instant::now();
                     m.source.fill(&mut m.frame);
                     match m.session.send_frame(&m.frame, now, &mut out) {
-                        Ok(Some(dest)) => { let _ = rtp.send_to(&out, dest).await; }
+                        Ok(Some(dest)) => send(&rtp, &capture, &out, dest).await,
                         Ok(None) => {}
                         Err(e) => warn!(error = %e, "frame not encoded"),
                     }
@@ -282,7 +287,7 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                 if let Some(m) = media.as_mut()
                     && let Some(dest) = m.session.poll_rtcp(now, &mut rng, &mut out)
                 {
-                    let _ = rtcp.send_to(&out, dest).await;
+                    send(&rtcp, &capture, &out, dest).await;
                 }
                 script.run(&config, &mut agent, media.as_mut().map(|m| &mut m.session), now);
                 if hangup_at.is_some_and(|at| at <= now) {
@@ -309,11 +314,12 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
         }
     }
     if let Some(m) = media.take() {
-        let stats = stop_media(m, Instant::now(), &rtcp, &mut out).await;
+        let stats = stop_media(m, Instant::now(), &rtcp, &capture, &mut out).await;
         show_hangup(&ui, &HangupReason::Local, Some(stats));
     }
     // Give the last datagrams (ACK, 200 to BYE) a moment to leave before the sockets close.
     tokio::time::sleep(Duration::from_millis(50)).await;
+    capture.flush();
     Ok(outcome)
 }
 
@@ -424,14 +430,30 @@ fn restart_or_update<R: rand::RngCore>(
     }
 }
 
-async fn stop_media(mut m: ActiveMedia, now: Instant, rtcp: &UdpSocket, out: &mut Vec<u8>) -> crate::media::MediaStats {
+async fn stop_media(
+    mut m: ActiveMedia,
+    now: Instant,
+    rtcp: &UdpSocket,
+    capture: &Capture,
+    out: &mut Vec<u8>,
+) -> crate::media::MediaStats {
     if let Some(dest) = m.session.stop(now, out) {
-        let _ = rtcp.send_to(out, dest).await;
+        send(rtcp, capture, out, dest).await;
     }
     if let Err(e) = m.sink.finish() {
         warn!(error = %e, "audio output not finished");
     }
     m.session.stats()
+}
+
+/// Sends a datagram, recording it in the capture once sent (`--pcap`).
+async fn send(socket: &UdpSocket, capture: &Capture, data: &[u8], dest: SocketAddr) {
+    if socket.send_to(data, dest).await.is_ok()
+        && capture.is_enabled()
+        && let Ok(local) = socket.local_addr()
+    {
+        capture.udp(local, dest, data);
+    }
 }
 
 /// The next 20 ms frame period of the call's media; never while there is none.

@@ -14,6 +14,8 @@ pub enum Peer {
     Sipp,
     /// The Kamailio SIP server (`kamailio`, package `kamailio`).
     Kamailio,
+    /// Wireshark's command-line analyzer (`tshark`, package `tshark`).
+    Tshark,
 }
 
 impl Peer {
@@ -22,6 +24,7 @@ impl Peer {
         match self {
             Peer::Sipp => "sipp",
             Peer::Kamailio => "kamailio",
+            Peer::Tshark => "tshark",
         }
     }
 
@@ -30,6 +33,7 @@ impl Peer {
         match self {
             Peer::Sipp => "sip-tester",
             Peer::Kamailio => "kamailio",
+            Peer::Tshark => "tshark",
         }
     }
 

@@ -48,12 +48,21 @@ pub struct RegistrarConfig {
     pub sip_trace: bool,
     /// `--config FILE`.
     pub config_file: Option<PathBuf>,
+    /// `--pcap FILE`: record every SIP message in a capture file.
+    pub pcap: Option<PathBuf>,
 }
 
 impl RegistrarConfig {
     /// A registrar for `domain` with no accounts yet, on a free port.
     pub fn new(domain: &str) -> Self {
-        Self { binds: Vec::new(), domain: domain.to_owned(), users: Vec::new(), sip_trace: false, config_file: None }
+        Self {
+            binds: Vec::new(),
+            domain: domain.to_owned(),
+            users: Vec::new(),
+            sip_trace: false,
+            config_file: None,
+            pcap: None,
+        }
     }
 
     /// Adds the account `extension` with `password`.
@@ -65,6 +74,12 @@ impl RegistrarConfig {
     /// Turns on `--sip-trace`.
     pub fn sip_trace(mut self) -> Self {
         self.sip_trace = true;
+        self
+    }
+
+    /// Turns on `--pcap FILE`.
+    pub fn pcap(mut self, file: &Path) -> Self {
+        self.pcap = Some(file.to_owned());
         self
     }
 
@@ -81,6 +96,9 @@ impl RegistrarConfig {
         args.extend(["--data-dir".to_owned(), data_dir.display().to_string()]);
         if self.sip_trace {
             args.push("--sip-trace".to_owned());
+        }
+        if let Some(file) = &self.pcap {
+            args.extend(["--pcap".to_owned(), file.display().to_string()]);
         }
         if let Some(file) = &self.config_file {
             args.extend(["--config".to_owned(), file.display().to_string()]);

@@ -32,9 +32,7 @@ const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
-const ETHERNET_LEN: usize = 14;
 const IPV4_LEN: usize = 20;
-const IPV6_LEN: usize = 40;
 const UDP_LEN: usize = 8;
 const TCP_LEN: usize = 20;
 /// The largest TCP payload put in one synthesized segment; longer writes become several.
