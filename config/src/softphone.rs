@@ -174,6 +174,12 @@ mod tests {
     }
 
     #[test]
+    fn pcap_key_names_the_capture_file() {
+        let config = parse("pcap = \"phone.pcap\"\n").expect("valid");
+        assert_eq!(config.pcap.as_deref(), Some(std::path::Path::new("phone.pcap")));
+    }
+
+    #[test]
     fn without_a_default_the_first_account_is_used() {
         let config =
             parse("[[account]]\nname = \"a\"\nuser = \"1\"\n[[account]]\nname = \"b\"\nuser = \"2\"\n").expect("valid");
