@@ -18,7 +18,7 @@ use crate::process::{send_signal, tail, wait_for_exit};
 use crate::{HarnessError, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,7 +29,7 @@ const START_LIMIT: Duration = Duration::from_secs(20);
 const STOP_LIMIT: Duration = Duration::from_secs(10);
 /// How long one `tshark -r` may run.
 const READ_LIMIT: Duration = Duration::from_secs(60);
-const POLL: Duration = Duration::from_millis(20);
+const POLL: Duration = Duration::from_millis(100);
 
 /// Expert infos of warning or error severity that a correct call may legitimately produce.
 ///
@@ -57,9 +57,13 @@ pub struct LiveCapture {
 }
 
 impl LiveCapture {
-    /// Starts `tshark -i lo -f FILTER -w PATH` and returns once it is capturing. The filter is
-    /// a capture (BPF) filter such as `udp and (host 127.0.0.21 or host 127.0.0.22)`.
-    pub fn start(path: &Path, filter: &str) -> Result<LiveCapture> {
+    /// Starts `tshark -i lo -f FILTER -w PATH` and returns once packets really reach the file.
+    /// The filter is a capture (BPF) filter such as `udp and (host 127.0.0.21 or host
+    /// 127.0.0.22)`; a datagram between two sockets on `probe` must match it. tshark says
+    /// "Capturing on" before its filter is in place on a loaded machine, so readiness is proven
+    /// by sending such datagrams until the file grows (one or more of them stay in the capture,
+    /// as plain UDP).
+    pub fn start(path: &Path, filter: &str, probe: IpAddr) -> Result<LiveCapture> {
         let log = path.with_extension("tshark.log");
         let err = File::create(&log).map_err(|e| HarnessError::io(format!("create {}", log.display()), e))?;
         let child = Command::new(tshark()?)
@@ -71,20 +75,37 @@ impl LiveCapture {
             .spawn()
             .map_err(|e| HarnessError::io("start tshark", e))?;
         let mut capture = LiveCapture { child: Some(child), path: path.to_owned(), log };
+        let bind = |what| {
+            UdpSocket::bind(SocketAddr::new(probe, 0))
+                .map_err(|e| HarnessError::io(format!("bind the {what} on {probe}"), e))
+        };
+        let (sender, receiver) = (bind("capture probe")?, bind("capture probe's receiver")?);
+        let target = receiver.local_addr().map_err(|e| HarnessError::io("read the probe's address", e))?;
+        let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
         let deadline = Instant::now() + START_LIMIT;
+        let mut baseline = None;
         for _ in 0..START_LIMIT.as_millis() / POLL.as_millis() {
-            if std::fs::read_to_string(&capture.log).is_ok_and(|l| l.contains("Capturing on")) {
-                return Ok(capture);
-            }
             let exited = capture.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
             if exited.is_some() || Instant::now() >= deadline {
                 break;
+            }
+            match baseline {
+                None if std::fs::read_to_string(&capture.log).is_ok_and(|l| l.contains("Capturing on")) => {
+                    baseline = Some(size(path));
+                }
+                Some(before) if size(path) > before => return Ok(capture),
+                Some(_) => {
+                    let _ = sender.send_to(b"capture probe", target);
+                }
+                None => {}
             }
             std::thread::sleep(POLL);
         }
         capture.halt();
         Err(HarnessError::Timeout {
-            what: format!("tshark -i lo -f {filter:?} (capturing needs root or the wireshark group)"),
+            what: format!(
+                "tshark -i lo -f {filter:?} recording a probe from {probe} (capturing needs root or the wireshark group)"
+            ),
             limit: START_LIMIT,
             output: tail(&capture.log, 20),
         })

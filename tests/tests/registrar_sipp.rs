@@ -4,7 +4,7 @@
 
 use voip_tests::flows::{self, Target};
 use voip_tests::tshark::{CaptureSummary, Checksums, LiveCapture, analyze};
-use voip_tests::{Peer, Registrar, RegistrarConfig, free_port, peers_ready, temp_dir};
+use voip_tests::{Peer, Registrar, RegistrarConfig, free_port, peers_ready, temp_dir, unique_loopback_ip};
 
 const DOMAIN: &str = "voip.test";
 
@@ -88,7 +88,9 @@ fn call_through_proxy_passes_ack_and_bye() {
     let mut config = RegistrarConfig::new(DOMAIN).user("1001", "pw1001").user("1002", "pw1002").sip_trace();
     config.config_file = Some(config_file);
     let mut registrar = Registrar::start(config).unwrap_or_else(|error| panic!("start the registrar: {error}"));
-    let live = LiveCapture::start(&wire, &format!("udp port {}", registrar.addr().port())).unwrap();
+    let probe = unique_loopback_ip();
+    let filter = format!("udp and (port {} or host {probe})", registrar.addr().port());
+    let live = LiveCapture::start(&wire, &filter, probe.into()).unwrap();
     let call = flows::call_through_proxy(&target(&registrar), ("1001", "pw1001"), ("1002", "pw1002")).unwrap();
     // The callee's scenario already failed unless INVITE, ACK and BYE reached it with
     // the proxy's Via above the caller's; the registrar's own trace must show them too.

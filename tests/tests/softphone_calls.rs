@@ -141,7 +141,7 @@ fn call_carries_both_tones(codecs: Option<&str>, expect_codec: &str, rate: u32, 
     let (a_ip, b_ip) = (unique_loopback_ip(), unique_loopback_ip());
     let live_path = dir.path().join("wire.pcap");
     let live = capture.map(|_| {
-        LiveCapture::start(&live_path, &format!("udp and (host {a_ip} or host {b_ip})"))
+        LiveCapture::start(&live_path, &format!("udp and (host {a_ip} or host {b_ip})"), a_ip.into())
             .unwrap_or_else(|e| panic!("start tshark: {e}"))
     });
 
