@@ -435,4 +435,26 @@ mod tests {
             vec!["frame 5 (SIP): Some warning", "frame 9 (UDP): Bad checksum", "frame 11 (SIP): malformed packet"]
         );
     }
+
+    /// Rows as tshark 4.0 prints them (from a call here, and a lossy one with its "X" mark).
+    #[test]
+    fn rtp_streams_rows_are_read_with_their_problem_mark() {
+        let text = "========================= RTP Streams ========================\n   Start time      End time     \
+            Src IP addr  Port    Dest IP addr  Port       SSRC          Payload  Pkts         Lost   Min Delta(ms)  \
+            Mean Delta(ms)   Max Delta(ms)  Min Jitter(ms) Mean Jitter(ms)  Max Jitter(ms) Problems?\n     \
+            0.016419      4.011413       127.0.0.1 55120       127.0.0.1 28568 0xB17198FE             opus   201     \
+            0 (0.0%)           0.016          19.975          79.423           0.244           1.385           7.051 \n     \
+            2.121324      7.716511       127.0.0.1 26428       127.0.0.1 37780 0x849E2A7D             opus   267    \
+            14 (5.0%)           0.028          21.035          77.989           1.007          21.754          29.277 X\n\
+            ==============================================================\n";
+        let streams = parse_rtp_streams(text);
+        assert_eq!(streams.len(), 2, "{streams:?}");
+        let clean = &streams[0];
+        assert_eq!(clean.src, "127.0.0.1:55120".parse().unwrap());
+        assert_eq!(clean.dst, "127.0.0.1:28568".parse().unwrap());
+        assert_eq!((clean.ssrc, clean.payload.as_str(), clean.packets, clean.lost), (0xB171_98FE, "opus", 201, 0));
+        assert!((clean.max_delta_ms - 79.423).abs() < 1e-9 && (clean.mean_jitter_ms - 1.385).abs() < 1e-9);
+        assert!(!clean.problem);
+        assert_eq!((streams[1].lost, streams[1].problem), (14, true));
+    }
 }
