@@ -51,12 +51,25 @@ pub struct Cli {
     /// the run then counts as done as asked once the far end confirms with 487.
     #[arg(long, value_name = "SECONDS")]
     pub cancel_after: Option<f64>,
-    /// What we send: `tone:FREQ` (a sine) or a WAV file (looped); silence when left out.
-    #[arg(long, value_name = "tone:FREQ|FILE.wav")]
+    /// What we send: `tone:FREQ` (a sine), `pulse:FREQ` (100 ms bursts of a sine each second;
+    /// with `--events json`, `onset_sent` and `onset_played` events time them through the call)
+    /// or a WAV file (looped); the default sound device when neither --audio-in nor --audio-out
+    /// is given, else silence.
+    #[arg(long, value_name = "tone:FREQ|pulse:FREQ|FILE.wav", conflicts_with = "input_device")]
     pub audio_in: Option<String>,
-    /// Where the far end's audio goes: a WAV file at the codec's rate, or `null`.
-    #[arg(long, value_name = "FILE.wav|null")]
+    /// Where the far end's audio goes: a WAV file at the codec's rate, or `null`; the default
+    /// sound device when neither --audio-in nor --audio-out is given, else nothing.
+    #[arg(long, value_name = "FILE.wav|null", conflicts_with = "output_device")]
     pub audio_out: Option<String>,
+    /// Capture from this sound device (a name from --list-devices, or `default`).
+    #[arg(long, value_name = "NAME")]
+    pub input_device: Option<String>,
+    /// Play on this sound device (a name from --list-devices, or `default`).
+    #[arg(long, value_name = "NAME")]
+    pub output_device: Option<String>,
+    /// List the sound devices and exit.
+    #[arg(long)]
+    pub list_devices: bool,
     /// Codecs to offer and accept, most preferred first [default: opus,pcmu,pcma].
     #[arg(long, value_name = "LIST")]
     pub codecs: Option<String>,
@@ -69,6 +82,12 @@ pub struct Cli {
     /// Take the call off hold (re-INVITE with `a=sendrecv`) this long after it is answered.
     #[arg(long, value_name = "SECONDS")]
     pub resume_at: Option<f64>,
+    /// Mute our audio (RTP goes on, carrying silence) this long after the call is answered.
+    #[arg(long, value_name = "SECONDS")]
+    pub mute_at: Option<f64>,
+    /// Unmute our audio this long after the call is answered.
+    #[arg(long, value_name = "SECONDS")]
+    pub unmute_at: Option<f64>,
     /// DTMF digits to send (0-9, *, #, A-D), as RFC 4733 events when negotiated, else SIP INFO.
     #[arg(long, value_name = "DIGITS")]
     pub dtmf: Option<String>,
@@ -81,6 +100,12 @@ pub struct Cli {
     /// Log every SIP message sent and received on stderr.
     #[arg(long)]
     pub sip_trace: bool,
+    /// Transfer the connected call (blind, by REFER) to this extension or `sip:` URI.
+    #[arg(long, value_name = "TARGET")]
+    pub transfer: Option<String>,
+    /// Send `--transfer` this long after the call is answered (at once when left out).
+    #[arg(long, value_name = "SECONDS")]
+    pub transfer_at: Option<f64>,
     /// Record every SIP, RTP and RTCP packet sent and received in a pcap file for Wireshark.
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
@@ -111,17 +136,17 @@ pub enum ConfigError {
     /// `--codecs` is empty.
     #[error("--codecs names no codec: give at least one of opus, pcmu, pcma")]
     NoCodec,
-    /// `--audio-in tone:FREQ` with a bad frequency.
-    #[error("bad tone {0:?} in --audio-in: write tone:FREQ with FREQ in Hz, like tone:1000")]
+    /// `--audio-in tone:FREQ` or `pulse:FREQ` with a bad frequency.
+    #[error("bad tone {0:?} in --audio-in: write tone:FREQ or pulse:FREQ with FREQ in Hz, like tone:1000")]
     BadTone(String),
     /// `--events` names an unknown format.
     #[error("unknown --events format {0:?}: only json is supported")]
     UnknownEvents(String),
-    /// `--dial` is neither an extension nor a SIP URI.
-    #[error("cannot dial {0:?}: give an extension like 1002 or a URI like sip:1002@192.0.2.1:5060")]
+    /// `--dial` or `--transfer` is neither an extension nor a SIP URI.
+    #[error("cannot call {0:?}: give an extension like 1002 or a URI like sip:1002@192.0.2.1:5060")]
     BadTarget(String),
-    /// An extension was dialled with no registrar to route it.
-    #[error("dialling extension {0:?} needs --registrar; without one, dial a sip: URI")]
+    /// An extension was dialled (or named for a transfer) with no registrar to route it.
+    #[error("calling extension {0:?} needs --registrar; without one, give a sip: URI")]
     ExtensionNeedsRegistrar(String),
     /// `--registrar` is not HOST[:PORT].
     #[error("bad --registrar {0:?}: write HOST or HOST:PORT")]
@@ -141,8 +166,12 @@ pub enum AudioIn {
     Silence,
     /// A sine of this frequency in Hz.
     Tone(f32),
+    /// Bursts of a sine of this frequency in Hz, one a second.
+    Pulse(f32),
     /// A WAV file, looped.
     File(PathBuf),
+    /// A sound card.
+    Device(DeviceChoice),
 }
 
 /// Where the far end's audio goes.
@@ -152,6 +181,18 @@ pub enum AudioOut {
     Null,
     /// A WAV file.
     File(PathBuf),
+    /// A sound card.
+    Device(DeviceChoice),
+}
+
+/// A sound device to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceChoice {
+    /// Its name, or `default`.
+    pub name: String,
+    /// Whether the user named it (`--input-device`/`--output-device`), rather than it being
+    /// the default audio: a named device that fails is an error, a default one falls back.
+    pub asked: bool,
 }
 
 /// Whom to call.
@@ -207,6 +248,10 @@ pub struct Config {
     pub hold_at: Option<Duration>,
     /// Resume this long after answer.
     pub resume_at: Option<Duration>,
+    /// Mute this long after answer.
+    pub mute_at: Option<Duration>,
+    /// Unmute this long after answer.
+    pub unmute_at: Option<Duration>,
     /// DTMF digits to send, upper case.
     pub dtmf: String,
     /// Send the DTMF digits this long after answer.
@@ -215,6 +260,10 @@ pub struct Config {
     pub telephone_event: bool,
     /// Log every SIP message.
     pub sip_trace: bool,
+    /// Whom to transfer the call to.
+    pub transfer: Option<DialTarget>,
+    /// Transfer this long after answer.
+    pub transfer_at: Duration,
     /// Record every packet in this pcap file.
     pub pcap: Option<PathBuf>,
 }
@@ -249,11 +298,22 @@ impl Config {
             .map(parse_host_port)
             .transpose()?;
         let dial = cli.dial.as_deref().map(parse_target).transpose()?;
-        if let (Some(DialTarget::Extension(ext)), None) = (&dial, &registrar) {
-            return Err(ConfigError::ExtensionNeedsRegistrar(ext.clone()));
+        let transfer = cli.transfer.as_deref().map(parse_target).transpose()?;
+        for target in [&dial, &transfer] {
+            if let (Some(DialTarget::Extension(ext)), None) = (target, &registrar) {
+                return Err(ConfigError::ExtensionNeedsRegistrar(ext.clone()));
+            }
         }
         let audio_in = cli.audio_in.or(file.audio_in);
         let audio_out = cli.audio_out.or(file.audio_out);
+        // Sound devices are the default audio only when no file, tone or null was asked for.
+        let devices_by_default = audio_in.is_none() && audio_out.is_none();
+        let device = |named: &Option<String>| match named {
+            Some(name) => Some(DeviceChoice { name: name.clone(), asked: true }),
+            None if devices_by_default => Some(DeviceChoice { name: "default".to_owned(), asked: false }),
+            None => None,
+        };
+        let (input_device, output_device) = (device(&cli.input_device), device(&cli.output_device));
         Ok(Config {
             registrar,
             user,
@@ -265,10 +325,14 @@ impl Config {
             duration: seconds(cli.duration, "--duration")?,
             hangup_after: seconds(cli.hangup_after, "--hangup-after")?,
             cancel_after: seconds(cli.cancel_after, "--cancel-after")?,
-            audio_in: audio_in.as_deref().map_or(Ok(AudioIn::Silence), parse_audio_in)?,
-            audio_out: match audio_out.as_deref() {
-                None | Some("null") => AudioOut::Null,
-                Some(path) => AudioOut::File(PathBuf::from(path)),
+            audio_in: match input_device {
+                Some(choice) => AudioIn::Device(choice),
+                None => audio_in.as_deref().map_or(Ok(AudioIn::Silence), parse_audio_in)?,
+            },
+            audio_out: match (output_device, audio_out.as_deref()) {
+                (Some(choice), _) => AudioOut::Device(choice),
+                (None, None | Some("null")) => AudioOut::Null,
+                (None, Some(path)) => AudioOut::File(PathBuf::from(path)),
             },
             codecs: parse_codecs(&cli.codecs.unwrap_or_else(|| file.codecs.join(",")))?,
             json_events: match cli.events.as_deref() {
@@ -278,10 +342,14 @@ impl Config {
             },
             hold_at: seconds(cli.hold_at, "--hold-at")?,
             resume_at: seconds(cli.resume_at, "--resume-at")?,
+            mute_at: seconds(cli.mute_at, "--mute-at")?,
+            unmute_at: seconds(cli.unmute_at, "--unmute-at")?,
             dtmf: parse_dtmf(cli.dtmf.as_deref().unwrap_or_default())?,
             dtmf_at: seconds(cli.dtmf_at, "--dtmf-at")?.unwrap_or_default(),
             telephone_event: !cli.no_telephone_event && file.telephone_event,
             sip_trace: cli.sip_trace || file.sip_trace,
+            transfer,
+            transfer_at: seconds(cli.transfer_at, "--transfer-at")?.unwrap_or_default(),
             pcap: cli.pcap.or(file.pcap),
         })
     }
@@ -321,14 +389,16 @@ pub fn parse_codecs(list: &str) -> Result<Vec<CodecKind>, ConfigError> {
     Ok(codecs)
 }
 
-/// Parses `tone:FREQ` or a file name.
+/// Parses `tone:FREQ`, `pulse:FREQ` or a file name.
 pub fn parse_audio_in(text: &str) -> Result<AudioIn, ConfigError> {
-    match text.strip_prefix("tone:") {
-        Some(freq) => match freq.trim().parse::<f32>() {
-            Ok(f) if f.is_finite() && f > 0.0 && f < 24_000.0 => Ok(AudioIn::Tone(f)),
-            _ => Err(ConfigError::BadTone(text.to_owned())),
-        },
-        None => Ok(AudioIn::File(PathBuf::from(text))),
+    let (kind, freq): (fn(f32) -> AudioIn, _) = match (text.strip_prefix("tone:"), text.strip_prefix("pulse:")) {
+        (Some(freq), _) => (AudioIn::Tone, freq),
+        (None, Some(freq)) => (AudioIn::Pulse, freq),
+        (None, None) => return Ok(AudioIn::File(PathBuf::from(text))),
+    };
+    match freq.trim().parse::<f32>() {
+        Ok(f) if f.is_finite() && f > 0.0 && f < 24_000.0 => Ok(kind(f)),
+        _ => Err(ConfigError::BadTone(text.to_owned())),
     }
 }
 
@@ -384,6 +454,8 @@ mod tests {
         assert_eq!(parse_audio_in("tone:1500").unwrap(), AudioIn::Tone(1500.0));
         assert_eq!(parse_audio_in("a.wav").unwrap(), AudioIn::File("a.wav".into()));
         assert!(parse_audio_in("tone:x").is_err());
+        assert_eq!(parse_audio_in("pulse:1000").unwrap(), AudioIn::Pulse(1000.0));
+        assert!(parse_audio_in("pulse:0").is_err());
     }
 
     #[test]
@@ -407,6 +479,44 @@ mod tests {
         assert_eq!(parse_target("1002").unwrap(), DialTarget::Extension("1002".into()));
         assert!(matches!(parse_target("sip:1002@127.0.0.1:5070").unwrap(), DialTarget::Uri(_)));
         assert!(parse_target("10 02").is_err());
+    }
+
+    fn audio(args: &[&str]) -> (AudioIn, AudioOut) {
+        let cli = Cli::try_parse_from(["softphone", "--user", "1001"].iter().chain(args)).unwrap();
+        let config = Config::from_cli(cli).unwrap();
+        (config.audio_in, config.audio_out)
+    }
+
+    #[test]
+    fn sound_devices_are_the_default_only_when_no_file_or_tone_is_asked_for() {
+        let default = |asked| DeviceChoice { name: "default".into(), asked };
+        assert_eq!(audio(&[]), (AudioIn::Device(default(false)), AudioOut::Device(default(false))));
+        assert_eq!(audio(&["--audio-in", "tone:440"]), (AudioIn::Tone(440.0), AudioOut::Null));
+        assert_eq!(audio(&["--audio-out", "null"]), (AudioIn::Silence, AudioOut::Null));
+        let hw = DeviceChoice { name: "hw:0".into(), asked: true };
+        assert_eq!(audio(&["--input-device", "hw:0"]), (AudioIn::Device(hw.clone()), AudioOut::Device(default(false))));
+        assert_eq!(
+            audio(&["--output-device", "hw:0", "--audio-in", "a.wav"]),
+            (AudioIn::File("a.wav".into()), AudioOut::Device(hw))
+        );
+        let both = ["softphone", "--user", "1", "--audio-in", "a.wav", "--input-device", "x"];
+        assert!(Cli::try_parse_from(both).is_err(), "a file and a device for the same way conflict");
+    }
+
+    #[test]
+    fn list_devices_needs_no_user() {
+        assert!(Cli::try_parse_from(["softphone", "--list-devices"]).unwrap().list_devices);
+    }
+
+    #[test]
+    fn transfer_takes_a_target_and_a_time_and_an_extension_needs_a_registrar() {
+        let cli =
+            ["softphone", "--user", "1002", "--registrar", "127.0.0.1", "--transfer", "1003", "--transfer-at", "2"];
+        let config = Config::from_cli(Cli::try_parse_from(cli).unwrap()).unwrap();
+        assert_eq!(config.transfer, Some(DialTarget::Extension("1003".into())));
+        assert_eq!(config.transfer_at, Duration::from_secs(2));
+        let cli = Cli::try_parse_from(["softphone", "--user", "1002", "--transfer", "1003"]).unwrap();
+        assert!(matches!(Config::from_cli(cli), Err(ConfigError::ExtensionNeedsRegistrar(_))));
     }
 
     #[test]

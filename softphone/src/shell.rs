@@ -1,7 +1,9 @@
 //! The tokio shell: the SIP transports, the RTP/RTCP socket pair and a paced 20 ms clock around
 //! the sans-IO [`UserAgent`] and [`MediaSession`]. It decides nothing about SIP or RTP; it runs
 //! the script (`--dial`, `--auto-answer`, `--duration`, `--hangup-after`, `--cancel-after`, `--hold-at`,
-//! `--resume-at`, `--dtmf` at `--dtmf-at`) and shows events.
+//! `--resume-at`, `--mute-at`, `--unmute-at`, `--dtmf` at `--dtmf-at`, `--transfer` at
+//! `--transfer-at`) and shows events. While a call is being set up it plays the ring (incoming,
+//! unless auto-answering) or the ringback (after 180) on the output.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::time::{Duration, Instant};
@@ -18,8 +20,8 @@ use tokio::time::{Interval, MissedTickBehavior};
 use tracing::{info, warn};
 
 use crate::agent::{Event, HangupReason, Settings, UserAgent};
-use crate::audio::{Sink, Source};
-use crate::config::{Config, DialTarget};
+use crate::audio::{OnsetDetector, Ringer, Sink, Source, TONE_AMPLITUDE};
+use crate::config::{AudioIn, Config, DialTarget};
 use crate::media::MediaSession;
 use crate::ui::{Ui, UiEvent};
 
@@ -66,6 +68,41 @@ struct ActiveMedia {
     sink: Sink,
     frame: Vec<i16>,
     tick: Interval,
+    /// With `--audio-in pulse:`, finds the bursts in the far end's audio.
+    onsets: Option<OnsetDetector>,
+}
+
+/// The ring or ringback playing on our output while a call is being set up.
+struct Ringing {
+    ringer: Ringer,
+    sink: Sink,
+    frame: Vec<i16>,
+    tick: Interval,
+}
+
+impl Ringing {
+    /// Plays `make(rate)` on the configured output at the first codec's rate; `None` (and a
+    /// warning) when the output cannot open.
+    fn start(config: &Config, make: fn(u32) -> Ringer) -> Option<Ringing> {
+        let rate = config.codecs.first().map_or(8000, |c| c.clock_rate());
+        match Sink::open(&config.audio_out, rate) {
+            Ok(sink) => {
+                Some(Ringing { ringer: make(rate), sink, frame: vec![0; rate as usize / 50], tick: frame_clock(20) })
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot play the ring");
+                None
+            }
+        }
+    }
+
+    fn stop(ringing: &mut Option<Ringing>) {
+        if let Some(r) = ringing.take()
+            && let Err(e) = r.sink.finish()
+        {
+            warn!(error = %e, "ring output not finished");
+        }
+    }
 }
 
 /// Runs the phone until the script is done or it is interrupted.
@@ -119,10 +156,7 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
     let mut agent = UserAgent::new(settings, rand::random());
     let ui = Ui::new(config.json_events);
     let mut outcome = Outcome { dialled: config.dial.is_some(), auto_answer: config.auto_answer, ..Outcome::default() };
-    let dial_target = config.dial.as_ref().map(|t| match t {
-        DialTarget::Extension(ext) => Uri::sip(Some(ext), Host::Domain(agent.aor().host.to_string()), None),
-        DialTarget::Uri(uri) => uri.clone(),
-    });
+    let dial_target = config.dial.as_ref().map(|t| target_uri(t, &agent));
 
     let start = Instant::now();
     let mut rng = rand::rng();
@@ -141,6 +175,7 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
     let mut script = Script::default();
     let mut shutdown_at: Option<Instant> = None;
     let mut media: Option<ActiveMedia> = None;
+    let mut ringing: Option<Ringing> = None;
     let mut stats_tick =
         tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(1), Duration::from_secs(1));
     let (mut rtp_buf, mut rtcp_buf) = (vec![0u8; 2048], vec![0u8; 2048]);
@@ -151,6 +186,9 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
     loop {
         let now = Instant::now();
         while let Some(event) = agent.poll_event() {
+            if matches!(event, Event::Answered { .. } | Event::HungUp { .. }) {
+                Ringing::stop(&mut ringing);
+            }
             match event {
                 Event::Registered { expires } => {
                     outcome.registered = true;
@@ -172,24 +210,38 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                     shutdown_at.get_or_insert_with(|| begin_shutdown(&mut agent, now));
                 }
                 Event::Unregistered => ui.show(&UiEvent::Unregistered),
-                Event::Incoming { from } => ui.show(&UiEvent::Incoming { from }),
-                Event::Ringing => ui.show(&UiEvent::Ringing),
-                Event::Answered { negotiated } => match start_media(&config, &negotiated, now, &mut rng) {
-                    Ok(m) => {
-                        ui.show(&UiEvent::Answered {
-                            codec: m.session.codec().name().to_owned(),
-                            remote_rtp: negotiated.remote_rtp.to_string(),
-                        });
-                        media = Some(m);
-                        cancel_at = None;
-                        hangup_at = config.hangup_after.and_then(|d| now.checked_add(d));
-                        script = Script::after_answer(&config, now);
+                Event::Incoming { from } => {
+                    ui.show(&UiEvent::Incoming { from });
+                    if !config.auto_answer && ringing.is_none() {
+                        ringing = Ringing::start(&config, Ringer::ring);
                     }
-                    Err(e) => {
-                        warn!(error = %e, "media could not start; hanging up");
-                        let _ = agent.hangup(now);
+                }
+                Event::Ringing => {
+                    ui.show(&UiEvent::Ringing);
+                    if media.is_none() && ringing.is_none() {
+                        ringing = Ringing::start(&config, Ringer::ringback);
                     }
-                },
+                }
+                Event::Answered { negotiated } => {
+                    match switch_media(&config, media.take(), &negotiated, (now, &rtcp, &capture, &mut out), &mut rng)
+                        .await
+                    {
+                        Ok(m) => {
+                            ui.show(&UiEvent::Answered {
+                                codec: m.session.codec().name().to_owned(),
+                                remote_rtp: negotiated.remote_rtp.to_string(),
+                            });
+                            media = Some(m);
+                            cancel_at = None;
+                            hangup_at = config.hangup_after.and_then(|d| now.checked_add(d));
+                            script = Script::after_answer(&config, now);
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "media could not start; hanging up");
+                            let _ = agent.hangup(now);
+                        }
+                    }
+                }
                 Event::MediaChanged { negotiated, muted } => {
                     if let Some(m) = media.as_mut() {
                         restart_or_update(m, &negotiated, muted, now, &mut rng);
@@ -198,6 +250,9 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                 Event::Held { by } => ui.show(&UiEvent::Held { by: by.as_str().to_owned() }),
                 Event::Resumed { by } => ui.show(&UiEvent::Resumed { by: by.as_str().to_owned() }),
                 Event::DtmfInfo { digit } => ui.show(&UiEvent::Dtmf { digit, via: "info".to_owned() }),
+                Event::Referred { target } => ui.show(&UiEvent::Referred { target }),
+                Event::TransferProgress { status } => ui.show(&UiEvent::TransferProgress { status }),
+                Event::TransferFailed { status } => ui.show(&UiEvent::TransferFailed { status }),
                 Event::HungUp { reason } => {
                     script = Script::default();
                     let stats = media.take().map(|m| stop_media(m, now, &rtcp, &capture, &mut out));
@@ -261,18 +316,34 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                 if let Some(m) = media.as_mut() {
                     let now = Instant::now();
                     m.source.fill(&mut m.frame);
+                    let rate = m.session.sample_rate();
+                    if let Some(at) = m.source.onset() {
+                        ui.show(&UiEvent::OnsetSent { unix_us: unix_us_at(at, rate) });
+                    }
                     match m.session.send_frame(&m.frame, now, &mut out) {
                         Ok(Some(dest)) => send(&rtp, &capture, &out, dest).await,
                         Ok(None) => {}
                         Err(e) => warn!(error = %e, "frame not encoded"),
                     }
                     let played = m.session.play_frame(now);
+                    if let Some(at) = m.onsets.as_mut().and_then(|d| d.process(played)) {
+                        ui.show(&UiEvent::OnsetPlayed { unix_us: unix_us_at(at, rate) });
+                    }
                     if let Err(e) = m.sink.write(played) {
                         warn!(error = %e, "audio output failed; recording stops");
                         m.sink = Sink::Null;
                     }
                     while let Some(digit) = m.session.poll_dtmf() {
                         ui.show(&UiEvent::Dtmf { digit, via: "rtp".to_owned() });
+                    }
+                }
+            }
+            _ = ring_tick(&mut ringing) => {
+                if let Some(r) = ringing.as_mut() {
+                    r.ringer.fill(&mut r.frame);
+                    if let Err(e) = r.sink.write(&r.frame) {
+                        warn!(error = %e, "ring output failed");
+                        Ringing::stop(&mut ringing);
                     }
                 }
             }
@@ -313,6 +384,7 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
             }
         }
     }
+    Ringing::stop(&mut ringing);
     if let Some(m) = media.take() {
         let stats = stop_media(m, Instant::now(), &rtcp, &capture, &mut out).await;
         show_hangup(&ui, &HangupReason::Local, Some(stats));
@@ -328,7 +400,10 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
 struct Script {
     hold_at: Option<Instant>,
     resume_at: Option<Instant>,
+    mute_at: Option<Instant>,
+    unmute_at: Option<Instant>,
     dtmf_at: Option<Instant>,
+    transfer_at: Option<Instant>,
 }
 
 impl Script {
@@ -337,18 +412,31 @@ impl Script {
         Script {
             hold_at: at(config.hold_at),
             resume_at: at(config.resume_at),
+            mute_at: at(config.mute_at),
+            unmute_at: at(config.unmute_at),
             dtmf_at: if config.dtmf.is_empty() { None } else { at(Some(config.dtmf_at)) },
+            transfer_at: config.transfer.as_ref().and_then(|_| at(Some(config.transfer_at))),
         }
     }
 
     fn next(&self) -> Option<Instant> {
-        [self.hold_at, self.resume_at, self.dtmf_at].into_iter().flatten().min()
+        [self.hold_at, self.resume_at, self.mute_at, self.unmute_at, self.dtmf_at, self.transfer_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// Does what is due at `now`: hold, resume, DTMF (as RTP events when the far end takes
-    /// them, else by SIP INFO).
-    fn run(&mut self, config: &Config, agent: &mut UserAgent, media: Option<&mut MediaSession>, now: Instant) {
+    /// Does what is due at `now`: hold, resume, mute, unmute, DTMF (as RTP events when the far
+    /// end takes them, else by SIP INFO), transfer.
+    fn run(&mut self, config: &Config, agent: &mut UserAgent, mut media: Option<&mut MediaSession>, now: Instant) {
         let due = |at: &mut Option<Instant>| at.take_if(|at| *at <= now).is_some();
+        for (at, muted) in [(&mut self.mute_at, true), (&mut self.unmute_at, false)] {
+            if due(at)
+                && let Some(m) = media.as_deref_mut()
+            {
+                m.set_muted(muted);
+            }
+        }
         if due(&mut self.hold_at)
             && let Err(e) = agent.hold(now)
         {
@@ -369,6 +457,20 @@ impl Script {
                 }
             }
         }
+        if due(&mut self.transfer_at)
+            && let Some(target) = &config.transfer
+            && let Err(e) = agent.transfer(&target_uri(target, agent), now)
+        {
+            warn!(error = %e, "cannot transfer");
+        }
+    }
+}
+
+/// The URI of a `--dial` or `--transfer` target: an extension is in our domain.
+fn target_uri(target: &DialTarget, agent: &UserAgent) -> Uri {
+    match target {
+        DialTarget::Extension(ext) => Uri::sip(Some(ext), Host::Domain(agent.aor().host.to_string()), None),
+        DialTarget::Uri(uri) => uri.clone(),
     }
 }
 
@@ -394,9 +496,58 @@ fn start_media<R: rand::RngCore>(
     let source = Source::open(&config.audio_in, rate)?;
     let sink = Sink::open(&config.audio_out, rate)?;
     let frame_ms = (session.frame_samples() as u64 * 1000) / u64::from(rate.max(1));
-    let mut tick = tokio::time::interval(Duration::from_millis(frame_ms.max(1)));
+    let onsets = matches!(config.audio_in, AudioIn::Pulse(_)).then(|| OnsetDetector::new(rate, TONE_AMPLITUDE));
+    Ok(ActiveMedia {
+        frame: vec![0; session.frame_samples()],
+        session,
+        source,
+        sink,
+        tick: frame_clock(frame_ms),
+        onsets,
+    })
+}
+
+/// A clock ticking every `ms` milliseconds that catches up after a late tick.
+fn frame_clock(ms: u64) -> Interval {
+    let mut tick = tokio::time::interval(Duration::from_millis(ms.max(1)));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
-    Ok(ActiveMedia { frame: vec![0; session.frame_samples()], session, source, sink, tick })
+    tick
+}
+
+/// Media for a call just answered. The media of a call we were transferred from stops (RTCP
+/// BYE) and hands its audio source and recording over when the codec's rate and frame length
+/// allow, so one recording holds both calls; otherwise it is finished and a new one begins.
+async fn switch_media<R: rand::RngCore>(
+    config: &Config,
+    old: Option<ActiveMedia>,
+    negotiated: &proto::sdp::Negotiated,
+    (now, rtcp, capture, out): (Instant, &UdpSocket, &Capture, &mut Vec<u8>),
+    rng: &mut R,
+) -> anyhow::Result<ActiveMedia> {
+    let Some(mut old) = old else { return start_media(config, negotiated, now, rng) };
+    match MediaSession::new(negotiated, now, rng) {
+        Ok(session)
+            if session.sample_rate() == old.session.sample_rate()
+                && session.frame_samples() == old.session.frame_samples() =>
+        {
+            if let Some(dest) = old.session.stop(now, out) {
+                send(rtcp, capture, out, dest).await;
+            }
+            old.session = session;
+            Ok(old)
+        }
+        _ => {
+            stop_media(old, now, rtcp, capture, out).await;
+            start_media(config, negotiated, now, rng)
+        }
+    }
+}
+
+/// The realtime instant of sample `at` of the frame handled now, in µs since the Unix epoch.
+fn unix_us_at(at: usize, rate: u32) -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let offset = Duration::from_secs_f64(at as f64 / f64::from(rate.max(1)));
+    u64::try_from((now + offset).as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Applies a re-INVITE's outcome: in place when the stream stays the same, else on a new RTP
@@ -440,6 +591,7 @@ async fn stop_media(
     if let Some(dest) = m.session.stop(now, out) {
         send(rtcp, capture, out, dest).await;
     }
+    m.source.close();
     if let Err(e) = m.sink.finish() {
         warn!(error = %e, "audio output not finished");
     }
@@ -461,6 +613,16 @@ async fn frame_tick(media: &mut Option<ActiveMedia>) {
     match media {
         Some(m) => {
             m.tick.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The next 20 ms frame of the ring; never while there is none.
+async fn ring_tick(ringing: &mut Option<Ringing>) {
+    match ringing {
+        Some(r) => {
+            r.tick.tick().await;
         }
         None => std::future::pending().await,
     }

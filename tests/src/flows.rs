@@ -25,7 +25,7 @@ impl Target {
     }
 
     /// A run of `scenario` against this target with `[domain]` set.
-    fn sipp(&self, scenario: &str) -> Sipp {
+    pub fn sipp(&self, scenario: &str) -> Sipp {
         Sipp::scenario(scenario).remote(self.addr).key("domain", &self.domain)
     }
 }
@@ -50,13 +50,30 @@ pub fn register_wrong(target: &Target, extension: &str, password: &str) -> Resul
 /// Starts `uas.xml` + `uas_answer.xml`: the callee registers `extension` and then
 /// answers one call through the proxy. Returns once it is registered.
 pub fn spawn_registered_callee(target: &Target, extension: &str, password: &str) -> Result<SippRun> {
-    let mut run = target
+    spawn_callee(target, extension, password, "uas_answer.xml", &[])
+}
+
+/// Starts `uas.xml` with the out-of-call scenario `handler` (`uas_answer.xml`,
+/// `uas_busy.xml`, `uas_silent.xml`, `uas_ring_cancel.xml`, `uas_reinvite.xml`) and
+/// `-set NAME VALUE` for each of `globals`: the callee registers `extension`, then
+/// `handler` takes the one call the proxy forwards. Returns once it is registered.
+pub fn spawn_callee(
+    target: &Target,
+    extension: &str,
+    password: &str,
+    handler: &str,
+    globals: &[(&str, &str)],
+) -> Result<SippRun> {
+    let mut sipp = target
         .sipp("uas.xml")
-        .out_of_call("uas_answer.xml")
+        .out_of_call(handler)
         .account(extension, password)
         .auth_uri(&target.domain)
-        .limit(Duration::from_secs(45))
-        .spawn()?;
+        .limit(Duration::from_secs(45));
+    for (name, value) in globals {
+        sipp = sipp.set(name, value);
+    }
+    let mut run = sipp.spawn()?;
     if run.wait_for_log(&format!("registered {extension}"), REGISTER_LIMIT) {
         return Ok(run);
     }
@@ -78,8 +95,15 @@ pub fn answer_one_call(local_port: u16) -> Result<SippRun> {
 
 /// `uac.xml`: `caller` calls `callee` through the proxy with proxy authentication.
 pub fn call(target: &Target, caller: &str, password: &str, callee: &str) -> Result<SippOutcome> {
+    call_with(target, "uac.xml", caller, password, callee)
+}
+
+/// The caller scenario `scenario` (`uac.xml`, `uac_cancel.xml`, `uac_reinvited.xml`,
+/// `uac_compact.xml`): `caller` calls `callee` through the proxy with proxy
+/// authentication.
+pub fn call_with(target: &Target, scenario: &str, caller: &str, password: &str, callee: &str) -> Result<SippOutcome> {
     target
-        .sipp("uac.xml")
+        .sipp(scenario)
         .account(caller, password)
         .service(callee)
         .auth_uri(&format!("{callee}@{}", target.domain))

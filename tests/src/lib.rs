@@ -14,6 +14,7 @@ mod build;
 mod error;
 pub mod flows;
 mod kamailio;
+pub mod netns;
 mod peers;
 mod ports;
 mod probe;

@@ -6,9 +6,9 @@ use crate::process::{log_stdio, stop, tail};
 use crate::{HarnessError, Result, free_port, temp_dir, wait_until_answering};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Overrides the registrar executable (skips the build).
 const REGISTRAR_ENV: &str = "VOIP_TESTS_REGISTRAR";
@@ -48,6 +48,9 @@ pub struct RegistrarConfig {
     pub sip_trace: bool,
     /// `--config FILE`.
     pub config_file: Option<PathBuf>,
+    /// The network namespace to run in (see [`crate::netns`]); readiness is then its
+    /// "listening" line, since the probe cannot reach into the namespace.
+    pub netns: Option<String>,
     /// `--pcap FILE`: record every SIP message in a capture file.
     pub pcap: Option<PathBuf>,
 }
@@ -61,6 +64,7 @@ impl RegistrarConfig {
             users: Vec::new(),
             sip_trace: false,
             config_file: None,
+            netns: None,
             pcap: None,
         }
     }
@@ -133,7 +137,7 @@ impl Registrar {
     fn launch(&mut self) -> Result<()> {
         let log = self.log_path();
         let (stdout, stderr) = log_stdio(&log)?;
-        let child = Command::new(&self.exe)
+        let child = crate::netns::command_in(self.config.netns.as_deref(), &self.exe)
             .args(self.config.args(&self.data_dir()))
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -141,7 +145,23 @@ impl Registrar {
             .spawn()
             .map_err(|source| HarnessError::io(format!("start {}", self.exe.display()), source))?;
         let child = self.child.insert(child);
-        wait_until_answering("the registrar", self.config.binds[0], child, &log, READY_LIMIT)
+        if self.config.netns.is_none() {
+            return wait_until_answering("the registrar", self.config.binds[0], child, &log, READY_LIMIT);
+        }
+        let started = Instant::now();
+        while started.elapsed() < READY_LIMIT {
+            if std::fs::read_to_string(&log).is_ok_and(|text| text.contains("registrar listening on")) {
+                return Ok(());
+            }
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(HarnessError::io(
+            "start the registrar in its network namespace",
+            std::io::Error::other(format!("no \"listening\" line within {READY_LIMIT:?}:\n{}", tail(&log, 40))),
+        ))
     }
 
     /// The first `--bind` address: where SIP requests go.

@@ -5,7 +5,7 @@ use crate::process::{stop, tail, wait_for_exit};
 use crate::{HarnessError, Result};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -69,16 +69,36 @@ pub struct Softphone {
 
 impl Softphone {
     /// Starts the softphone with `args` (add `--events json` to see events), naming its
-    /// output files after `name` in `dir`.
+    /// output files after `name` in `dir`. It sees no sound devices (an empty ALSA
+    /// configuration), so a test never plays on or records from the machine's sound card.
     pub fn start(name: &str, dir: &Path, args: &[String]) -> Result<Softphone> {
+        Self::start_in(None, name, dir, args)
+    }
+
+    /// [`Softphone::start`] inside the network namespace `netns` (see [`crate::netns`]).
+    pub fn start_in(netns: Option<&str>, name: &str, dir: &Path, args: &[String]) -> Result<Softphone> {
+        let no_sound = dir.join("alsa-no-devices.conf");
+        std::fs::write(&no_sound, "")
+            .map_err(|source| HarnessError::io(format!("write {}", no_sound.display()), source))?;
+        Self::spawn(netns, name, dir, args, &no_sound)
+    }
+
+    /// [`start`](Self::start) with the ALSA configuration file `alsa_config` (as
+    /// `ALSA_CONFIG_PATH`) in place of the system's: the sound devices the phone finds.
+    pub fn start_with_alsa_config(name: &str, dir: &Path, args: &[String], alsa_config: &Path) -> Result<Softphone> {
+        Self::spawn(None, name, dir, args, alsa_config)
+    }
+
+    fn spawn(netns: Option<&str>, name: &str, dir: &Path, args: &[String], alsa_config: &Path) -> Result<Softphone> {
         let exe = softphone_exe()?;
         let stdout = dir.join(format!("{name}.events"));
         let stderr = dir.join(format!("{name}.log"));
         let open = |path: &Path| {
             File::create(path).map_err(|source| HarnessError::io(format!("create {}", path.display()), source))
         };
-        let child = Command::new(&exe)
+        let child = crate::netns::command_in(netns, &exe)
             .args(args)
+            .env("ALSA_CONFIG_PATH", alsa_config)
             .stdin(Stdio::null())
             .stdout(open(&stdout)?)
             .stderr(open(&stderr)?)
@@ -132,6 +152,11 @@ impl Softphone {
                 Err(HarnessError::Timeout { what: format!("softphone {}", self.name), limit, output: self.output() })
             }
         }
+    }
+
+    /// Everything it printed on stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
     /// Its events and the tail of its log, for failure messages.

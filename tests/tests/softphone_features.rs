@@ -1,6 +1,6 @@
 //! Two softphones through our registrar on loopback exercise the mid-call features: hold and
-//! resume by re-INVITE (RFC 3264 §8.4), and DTMF as RFC 4733 telephone-events or, when those
-//! are not negotiated, as SIP INFO.
+//! resume by re-INVITE (RFC 3264 §8.4), DTMF as RFC 4733 telephone-events or, when those are
+//! not negotiated, as SIP INFO, and mute (RTP goes on carrying silence; stats say so).
 //!
 //! B's recording starts when the call is answered, one 20 ms block per tick, so a time after
 //! the answer is a block index (50 per second).
@@ -119,4 +119,41 @@ fn dtmf_goes_as_rfc_4733_events_when_negotiated() {
 #[test]
 fn dtmf_goes_as_sip_info_without_telephone_event() {
     dtmf_arrives(&["--codecs", "pcmu", "--no-telephone-event"], "info");
+}
+
+/// The number after `"name":` in a JSON event line.
+fn number(line: &str, name: &str) -> Option<f64> {
+    let start = line.find(&format!("\"{name}\":"))? + name.len() + 3;
+    let rest = line.get(start..)?;
+    rest.get(..rest.find([',', '}']).unwrap_or(rest.len()))?.trim().parse().ok()
+}
+
+#[test]
+fn mute_silences_the_muted_window_while_rtp_goes_on_and_the_stats_say_so() {
+    let dir = temp_dir("softphone-mute-").unwrap_or_else(|e| panic!("{e}"));
+    let (a, b, context) = call(dir.path(), &["--mute-at", "2", "--unmute-at", "4"], &[], 6);
+
+    let (rate, samples) = read_wav(&dir.path().join("b.wav")).unwrap_or_else(|e| panic!("B's recording: {e}"));
+    let before = toned_share(&samples, rate, TONE_A, 0.3, 1.9);
+    let muted = toned_share(&samples, rate, TONE_A, 2.3, 3.9);
+    let after = toned_share(&samples, rate, TONE_A, 4.4, 5.4);
+    eprintln!("B heard A's tone in {before:.2} before, {muted:.2} during, {after:.2} after the mute");
+    assert!(before >= 0.9 && muted <= 0.1 && after >= 0.9, "{before:.2} {muted:.2} {after:.2}\n{context}");
+
+    // A's per-second stats say when it was muted; B's show A's packets arriving all along.
+    let a_muted: Vec<bool> = events_of(&a, "stats").iter().map(|l| l.contains("\"muted\":true")).collect();
+    assert!(a_muted.iter().filter(|m| **m).count() >= 1 && !a_muted[0], "{a_muted:?}\n{context}");
+    let b_received: Vec<f64> = events_of(&b, "stats").iter().filter_map(|l| number(l, "packets_received")).collect();
+    let per_second: Vec<f64> = b_received.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(per_second.iter().all(|n| *n >= 45.0), "B received per second: {per_second:?}\n{context}");
+    let b_levels: Vec<f64> = events_of(&b, "stats").iter().filter_map(|l| number(l, "output_level_dbfs")).collect();
+    assert!(b_levels.iter().any(|l| *l < -60.0), "B's meter fell while A was muted: {b_levels:?}\n{context}");
+
+    // The final stats: a clean loopback call scores near the top of the E-model's scale, with an
+    // RTT from RTCP.
+    let hung_up = b.event("hung_up").unwrap_or_else(|| panic!("B reported no hung_up\n{context}"));
+    let mos = number(&hung_up, "mos").unwrap_or_else(|| panic!("no mos in {hung_up}"));
+    assert!(mos > 4.3 && mos <= 4.41, "{hung_up}");
+    assert!(number(&hung_up, "rtt_ms").is_some_and(|rtt| rtt < 50.0), "{hung_up}");
+    assert!(hung_up.contains("\"muted\":false"), "{hung_up}");
 }

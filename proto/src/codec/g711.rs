@@ -142,6 +142,11 @@ impl Encoder for G711Encoder {
         Ok(())
     }
 
+    /// G.711 plans for no loss.
+    fn packet_loss_percent(&mut self) -> Result<u8, CodecError> {
+        Ok(0)
+    }
+
     /// G.711 has no in-band FEC: this does nothing.
     fn set_fec(&mut self, _on: bool) -> Result<(), CodecError> {
         Ok(())

@@ -9,7 +9,8 @@
 //!   builds an [`AudioEncoder`]/[`AudioDecoder`], enums that dispatch without boxing.
 //! - RFC 4733 telephone events ([`TelephoneEvent`], [`DtmfSender`], [`DtmfReceiver`]).
 //! - [`Resampler`]: between device rates and codec rates (44.1 kHz ↔ 48 kHz, 48 kHz ↔ 8 kHz).
-//! - [`tone_power`]/[`is_dominated_by`]: Goertzel measurement of a tone in a block of PCM.
+//! - [`tone_power`]/[`is_dominated_by`]: Goertzel measurement of a tone in a block of PCM;
+//!   [`level_dbfs`]: a block's RMS level, for meters.
 //!
 //! ```
 //! use proto::codec::{CodecKind, Decoder, Encoder, OpusConfig};
@@ -35,7 +36,7 @@ pub use dtmf::{DtmfPacket, DtmfReceiver, DtmfSender, ReceivedEvent, TelephoneEve
 pub use g711::{G711_RATE, G711Decoder, G711Encoder, G711Law};
 pub use opus::{OPUS_RATE, OpusConfig, OpusDecoder, OpusEncoder};
 pub use resample::Resampler;
-pub use tone::{is_dominated_by, mean_power, tone_power};
+pub use tone::{SILENCE_DBFS, is_dominated_by, level_dbfs, mean_power, tone_power};
 
 /// What went wrong encoding, decoding or setting up a codec.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,6 +92,9 @@ pub trait Encoder {
     fn set_bitrate(&mut self, bps: u32) -> Result<(), CodecError>;
     /// Sets the expected packet loss, 0 to 100 %, as the far end's RTCP reports it.
     fn set_packet_loss_percent(&mut self, pct: u8) -> Result<(), CodecError>;
+    /// The expected packet loss the encoder plans for now, as it reports it (0 for codecs that
+    /// plan for none).
+    fn packet_loss_percent(&mut self) -> Result<u8, CodecError>;
     /// Turns in-band FEC on or off (codecs without it ignore this).
     fn set_fec(&mut self, on: bool) -> Result<(), CodecError>;
 }
@@ -235,6 +239,9 @@ impl Encoder for AudioEncoder {
     }
     fn set_packet_loss_percent(&mut self, pct: u8) -> Result<(), CodecError> {
         dispatch!(self, e => e.set_packet_loss_percent(pct))
+    }
+    fn packet_loss_percent(&mut self) -> Result<u8, CodecError> {
+        dispatch!(self, e => e.packet_loss_percent())
     }
     fn set_fec(&mut self, on: bool) -> Result<(), CodecError> {
         dispatch!(self, e => e.set_fec(on))

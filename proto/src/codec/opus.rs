@@ -124,6 +124,12 @@ impl Encoder for OpusEncoder {
         self.inner.set_packet_loss_perc(i32::from(pct.min(100))).map_err(opus_error)
     }
 
+    /// Read back from libopus (`OPUS_GET_PACKET_LOSS_PERC`).
+    fn packet_loss_percent(&mut self) -> Result<u8, CodecError> {
+        let pct = self.inner.get_packet_loss_perc().map_err(opus_error)?;
+        Ok(pct.clamp(0, 100) as u8)
+    }
+
     fn set_fec(&mut self, on: bool) -> Result<(), CodecError> {
         self.inner.set_inband_fec(on).map_err(opus_error)
     }
@@ -228,6 +234,13 @@ mod tests {
     }
 
     #[test]
+    fn voice_mode_looks_ahead_6_5_ms_as_the_e_model_counts_it() {
+        let mut enc = ::opus::Encoder::new(OPUS_RATE, Channels::Mono, Application::Voip).unwrap();
+        let lookahead = crate::rtp::quality::CodecImpairment::OPUS.lookahead;
+        assert_eq!(enc.get_lookahead().unwrap() as u128, lookahead.as_micros() * 48 / 1000);
+    }
+
+    #[test]
     fn encode_refuses_frames_libopus_cannot_take() {
         let mut enc = OpusEncoder::new(&OpusConfig::default()).unwrap();
         let mut packet = [0u8; 1500];
@@ -287,6 +300,19 @@ mod tests {
             .collect()
     }
 
+    /// [`changing_voice`] in syllables: its level rises and falls four times a second, to
+    /// nothing between, as speech does (the encoder's voice detector tunes out a steady sound).
+    fn syllables(frame: usize) -> Vec<i16> {
+        changing_voice(frame)
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let t = (frame * FRAME + i) as f64 / 48_000.0;
+                (f64::from(s) * (0.5 - 0.5 * (2.0 * PI * 4.0 * t).cos())) as i16
+            })
+            .collect()
+    }
+
     fn error_power(a: &[i16], b: &[i16]) -> f64 {
         a.iter().zip(b).map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2)).sum::<f64>() / a.len() as f64
     }
@@ -327,6 +353,38 @@ mod tests {
             }
         }
         assert!(fec_wins * 10 >= lost_frames * 8, "FEC beat concealment on {fec_wins} of {lost_frames} lost frames");
+    }
+
+    /// Whether `packet` carries in-band FEC for the frame before it: a fresh decoder has no
+    /// history to conceal from, so it hears that frame only from the packet's FEC data.
+    pub(crate) fn carries_fec(packet: &[u8]) -> bool {
+        let mut dec = OpusDecoder::new().unwrap();
+        let mut out = [0i16; MAX_PACKET_SAMPLES];
+        let n = dec.decode_fec(packet, &mut out).unwrap();
+        mean_power(&out[..n]) > 1e4
+    }
+
+    #[test]
+    fn fec_is_spent_only_once_loss_is_expected_and_the_setting_reads_back() {
+        let mut enc = OpusEncoder::new(&OpusConfig { fec: true, ..OpusConfig::default() }).unwrap();
+        assert_eq!(enc.packet_loss_percent(), Ok(0));
+        let mut packet = [0u8; 1500];
+        let mut with_fec = |enc: &mut OpusEncoder, frames: std::ops::Range<usize>| {
+            frames
+                .filter(|&f| {
+                    let n = enc.encode(&syllables(f), &mut packet).unwrap();
+                    carries_fec(&packet[..n])
+                })
+                .count()
+        };
+        assert_eq!(with_fec(&mut enc, 0..25), 0, "no loss expected, no FEC");
+        enc.set_packet_loss_percent(5).unwrap();
+        assert_eq!(enc.packet_loss_percent(), Ok(5));
+        let carried = with_fec(&mut enc, 25..75);
+        // All but the first after the change and those in the pauses between syllables.
+        assert!(carried >= 35, "only {carried} of 50 packets carried FEC at 5 % expected loss");
+        enc.set_packet_loss_percent(250).unwrap();
+        assert_eq!(enc.packet_loss_percent(), Ok(100));
     }
 
     #[test]

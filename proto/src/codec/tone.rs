@@ -35,6 +35,20 @@ pub fn mean_power(samples: &[i16]) -> f32 {
     (sum / samples.len() as f64) as f32
 }
 
+/// The floor of [`level_dbfs`]: digital silence, just below one 16-bit step (−90.3 dBFS).
+pub const SILENCE_DBFS: f32 = -96.0;
+
+/// The RMS level of `samples` in dB relative to full scale (a full-scale square wave is 0, a
+/// full-scale sine −3), for level meters; [`SILENCE_DBFS`] for silence or an empty block.
+pub fn level_dbfs(samples: &[i16]) -> f32 {
+    let power = f64::from(mean_power(samples));
+    let full_scale = 32768.0 * 32768.0;
+    if power <= 0.0 {
+        return SILENCE_DBFS;
+    }
+    ((10.0 * (power / full_scale).log10()) as f32).max(SILENCE_DBFS)
+}
+
 /// Whether `freq` carries more than half of the block's power (and the block is not silent).
 pub fn is_dominated_by(samples: &[i16], rate: u32, freq: f32) -> bool {
     let total = mean_power(samples);
@@ -47,6 +61,18 @@ mod tests {
 
     fn sine(rate: u32, freq: f64, amp: f64, len: usize) -> Vec<i16> {
         (0..len).map(|n| (amp * (2.0 * PI * freq * n as f64 / f64::from(rate)).sin()).round() as i16).collect()
+    }
+
+    #[test]
+    fn level_is_rms_relative_to_full_scale_with_a_floor_for_silence() {
+        let full = level_dbfs(&sine(48_000, 1000.0, 32767.0, 960));
+        assert!((full + 3.01).abs() < 0.02, "full-scale sine at {full} dBFS");
+        let tenth = level_dbfs(&sine(48_000, 1000.0, 3276.7, 960));
+        assert!((tenth + 23.01).abs() < 0.02, "a tenth of full scale at {tenth} dBFS");
+        assert_eq!(level_dbfs(&[i16::MIN; 160]), 0.0);
+        assert_eq!(level_dbfs(&[0; 160]), SILENCE_DBFS);
+        assert_eq!(level_dbfs(&[]), SILENCE_DBFS);
+        assert!((level_dbfs(&[1; 160]) + 90.31).abs() < 0.01);
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //! - [`jitter`]: an adaptive jitter buffer with loss, FEC-from-next, reordering, late and
 //!   duplicate handling, restart resynchronisation and clock-drift compensation.
 //! - [`session`]: the above joined for one two-party call: datagrams in, RTP and RTCP out.
+//! - [`quality`]: the E-model's R and MOS (ITU-T G.107) from those figures, and the far end's
+//!   reported loss smoothed for the Opus encoder's FEC.
 //!
 //! Nothing here reads a clock or a random source: the caller passes `Instant`s, wall-clock
 //! `SystemTime`s or NTP values, and an `RngCore`.
@@ -47,6 +49,7 @@ pub mod jitter;
 pub mod latch;
 pub mod ntp;
 pub mod packet;
+pub mod quality;
 pub mod rtcp;
 pub mod rtt;
 pub mod schedule;

@@ -7,6 +7,11 @@
 //! ([`RtpSession::send`]) and polled for RTCP ([`RtpSession::poll_timeout`],
 //! [`RtpSession::poll_rtcp`]). It writes datagrams into the caller's buffer and says where to send
 //! them; the far end's valid media comes back for the jitter buffer.
+//!
+//! RFC 3550 §A.1 keeps a new source on probation until packets arrive in sequence, which under
+//! reordering takes a few packets. Those packets are not counted, but they are kept (a bounded
+//! few, [`MAX_PROBATION_HELD`]) and handed back once the source is valid
+//! ([`RtpSession::take_probation`]), so the first 40 to 160 ms of a call still play.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -15,12 +20,15 @@ use rand::RngCore;
 
 use super::latch::RemoteAddress;
 use super::ntp::NtpTime;
-use super::packet::{RtpError, RtpPacket, is_rtcp};
-use super::rtcp::{self, Bye, ReceiverReport, RtcpError, RtcpPacket, SdesChunk, SenderReport};
+use super::packet::{RtpError, RtpHeader, RtpPacket, is_rtcp};
+use super::rtcp::{self, Bye, ReceiverReport, ReportBlock, RtcpError, RtcpPacket, SdesChunk, SenderReport};
 use super::rtt::RttEstimator;
 use super::schedule::{ReportKind, RtcpConfig, RtcpScheduler};
 use super::sender::RtpSender;
 use super::stats::{ReceiverStats, SeqStatus};
+
+/// Packets of a source on probation kept to play once it is validated; older ones are dropped.
+pub const MAX_PROBATION_HELD: usize = 8;
 
 /// Session settings, mostly from the SDP offer/answer.
 #[derive(Debug, Clone)]
@@ -59,6 +67,17 @@ pub enum Received<'a> {
     Ignored,
 }
 
+/// A packet that arrived while its source was on probation, kept for the jitter buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldPacket {
+    /// Its header.
+    pub header: RtpHeader,
+    /// Its payload.
+    pub payload: Vec<u8>,
+    /// When it arrived.
+    pub arrival: Instant,
+}
+
 /// What was wrong with a datagram, or with what we were asked to send.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SessionError {
@@ -82,6 +101,11 @@ pub struct RtpSession {
     clock_rate: u32,
     cname: String,
     bye_received: bool,
+    /// Packets of the far end's source while on probation; released ones once it is valid.
+    probation: Vec<HeldPacket>,
+    released: Vec<HeldPacket>,
+    /// The newest report block about our stream not yet taken.
+    report: Option<ReportBlock>,
 }
 
 impl RtpSession {
@@ -97,6 +121,9 @@ impl RtpSession {
             clock_rate: config.clock_rate,
             cname: config.cname,
             bye_received: false,
+            probation: Vec::new(),
+            released: Vec::new(),
+            report: None,
         }
     }
 
@@ -148,13 +175,36 @@ impl RtpSession {
         }
         let far = match &mut self.far {
             Some(far) if far.ssrc() == header.ssrc => far,
-            slot => slot.insert(ReceiverStats::new(header.ssrc, self.clock_rate)),
+            slot => {
+                self.probation.clear();
+                slot.insert(ReceiverStats::new(header.ssrc, self.clock_rate))
+            }
         };
-        if let SeqStatus::Probation | SeqStatus::Invalid = far.on_rtp(&header, now) {
-            return Ok(Received::Ignored);
+        let was_valid = far.is_valid();
+        match far.on_rtp(&header, now) {
+            SeqStatus::Probation => {
+                if self.probation.len() >= MAX_PROBATION_HELD {
+                    self.probation.remove(0);
+                }
+                self.probation.push(HeldPacket { header, payload: packet.payload.to_vec(), arrival: now });
+                return Ok(Received::Ignored);
+            }
+            SeqStatus::Invalid => return Ok(Received::Ignored),
+            SeqStatus::Valid | SeqStatus::Restarted => {}
         }
         // The first packet counted after probation or a restart starts a stream.
         let new_stream = far.received() == 1;
+        if new_stream && !was_valid {
+            // Release what arrived on probation near this packet's place in the sequence; a
+            // stray from further away would make the jitter buffer start over.
+            let window = MAX_PROBATION_HELD as u16;
+            self.released.clear();
+            self.released.extend(self.probation.drain(..).filter(|held| {
+                let distance = (held.header.sequence.wrapping_sub(header.sequence) as i16).unsigned_abs();
+                distance != 0 && distance <= window
+            }));
+        }
+        self.probation.clear();
         self.media.on_rtp(from, &header);
         if new_stream {
             self.bye_received = false;
@@ -198,6 +248,7 @@ impl RtpSession {
             }
             for block in blocks.iter().filter(|b| b.ssrc == self.sender.ssrc()) {
                 self.rtt.on_report_block(block, now);
+                self.report = Some(*block);
             }
         }
         Ok(result)
@@ -280,6 +331,20 @@ impl RtpSession {
     /// The last round-trip time measured from the far end's reports.
     pub fn rtt(&self) -> Option<Duration> {
         self.rtt.latest()
+    }
+
+    /// The packets that arrived while the far end's source was on probation, in arrival order,
+    /// once the packet that validated it came back as [`Received::Media`] with `new_stream`:
+    /// push them into the jitter buffer (after resetting it) with their arrival times, then that
+    /// packet. Empty otherwise. They are not in the RFC 3550 counts, which start at validation.
+    pub fn take_probation(&mut self) -> std::vec::Drain<'_, HeldPacket> {
+        self.released.drain(..)
+    }
+
+    /// The newest report block the far end sent about our stream (in an SR or RR) since the
+    /// last call, for the encoder to follow its fraction lost.
+    pub fn take_report(&mut self) -> Option<ReportBlock> {
+        self.report.take()
     }
 
     /// Whether the far end's current stream said goodbye.
@@ -413,6 +478,97 @@ mod tests {
         // The far end restarts with a new SSRC from the same address.
         assert_eq!(feed(&mut alice, 8, 5000, 111, far), None);
         assert_eq!(feed(&mut alice, 8, 5001, 111, far), Some(true));
+    }
+
+    #[test]
+    fn packets_that_arrive_on_probation_play_once_the_source_is_valid() {
+        let mut rng = StdRng::seed_from_u64(24);
+        let t0 = Instant::now();
+        let mut alice = RtpSession::new(config("192.0.2.2:5000", "alice"), t0, &mut rng);
+        let mut buffer = JitterBuffer::new(JitterConfig::default());
+        let far = addr("192.0.2.2:5000");
+        let mut datagram = Vec::new();
+        // A stray far from the stream, then the stream reordered: probation lasts until 14.
+        for (i, seq) in [300u16, 10, 12, 11, 13, 14, 15].into_iter().enumerate() {
+            let now = t0 + Duration::from_millis(20 * i as u64);
+            let header = RtpHeader { ssrc: 7, sequence: seq, timestamp: u32::from(seq) * 960, ..RtpHeader::default() };
+            let header = RtpHeader { payload_type: 111, ..header };
+            datagram.clear();
+            RtpPacket::new(header, &seq.to_be_bytes()).write_to(&mut datagram).unwrap();
+            match alice.handle_datagram(&datagram, far, now).unwrap() {
+                Received::Media { packet, new_stream } => {
+                    assert_eq!(new_stream, seq == 14);
+                    if new_stream {
+                        buffer.reset();
+                        let held: Vec<u16> = alice.take_probation().map(|p| p.header.sequence).collect();
+                        assert_eq!(held, [10, 12, 11, 13], "the stray is not released");
+                        for p in [10u16, 12, 11, 13] {
+                            buffer.push(p, u32::from(p) * 960, &p.to_be_bytes(), now);
+                        }
+                    }
+                    buffer.push(packet.header.sequence, packet.header.timestamp, packet.payload, now);
+                }
+                other => assert!(seq != 14 && seq != 15, "{seq}: {other:?}"),
+            }
+            assert_eq!(alice.take_probation().count(), 0, "released once");
+        }
+        let played: Vec<u16> = (0..6)
+            .filter_map(|i| match buffer.pop(t0 + Duration::from_millis(140 + 20 * i)) {
+                Playout::Frame(p) => Some(u16::from_be_bytes(p.try_into().unwrap())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(played, [10, 11, 12, 13, 14, 15], "nothing from the probation period is lost");
+        assert_eq!(alice.far_stats().unwrap().received(), 2, "RFC 3550 counts start at validation");
+    }
+
+    #[test]
+    fn probation_holds_a_bounded_number_of_packets() {
+        let mut rng = StdRng::seed_from_u64(25);
+        let t0 = Instant::now();
+        let mut alice = RtpSession::new(config("192.0.2.2:5000", "alice"), t0, &mut rng);
+        let far = addr("192.0.2.2:5000");
+        let mut datagram = Vec::new();
+        // Every other packet, so the source stays on probation, then the one that follows.
+        let seqs = (0..40u16).map(|i| 1000 + 2 * i).chain([1079, 1080]);
+        let mut released = Vec::new();
+        for seq in seqs {
+            let header = RtpHeader { ssrc: 9, sequence: seq, payload_type: 111, ..RtpHeader::default() };
+            datagram.clear();
+            RtpPacket::new(header, b"x").write_to(&mut datagram).unwrap();
+            alice.handle_datagram(&datagram, far, t0).unwrap();
+            released.extend(alice.take_probation().map(|p| p.header.sequence));
+        }
+        // 1079 validates; of the last eight held (1064 to 1078) those within eight of it.
+        assert_eq!(released, [1072, 1074, 1076, 1078]);
+    }
+
+    #[test]
+    fn a_report_about_our_stream_is_taken_once() {
+        let mut rng = StdRng::seed_from_u64(26);
+        let t0 = Instant::now();
+        let mut alice = RtpSession::new(config("192.0.2.2:5000", "alice"), t0, &mut rng);
+        let far = addr("192.0.2.2:5000");
+        let mut datagram = Vec::new();
+        for seq in 1..=2u16 {
+            let header = RtpHeader { ssrc: 7, sequence: seq, payload_type: 111, ..RtpHeader::default() };
+            datagram.clear();
+            RtpPacket::new(header, b"x").write_to(&mut datagram).unwrap();
+            alice.handle_datagram(&datagram, far, t0).unwrap();
+        }
+        let block = |ssrc| ReportBlock { ssrc, fraction_lost: 13, ..ReportBlock::default() };
+        let rr = |ssrc, about| RtcpPacket::ReceiverReport(ReceiverReport { ssrc, reports: vec![block(about)] });
+        for (from, about) in [(8, alice.ssrc()), (7, 12345)] {
+            datagram.clear();
+            rtcp::write_compound(&[rr(from, about)], &mut datagram).unwrap();
+            alice.handle_datagram(&datagram, far, t0).unwrap();
+            assert_eq!(alice.take_report(), None, "from a stranger, or about another stream");
+        }
+        datagram.clear();
+        rtcp::write_compound(&[rr(7, alice.ssrc())], &mut datagram).unwrap();
+        alice.handle_datagram(&datagram, far, t0).unwrap();
+        assert_eq!(alice.take_report(), Some(block(alice.ssrc())));
+        assert_eq!(alice.take_report(), None);
     }
 
     #[test]

@@ -410,6 +410,52 @@ fn in_dialog_requests_follow_our_record_route_and_acks_pass_statelessly() {
 }
 
 #[test]
+fn refer_and_its_notifies_are_relayed_in_dialog_both_ways_with_their_answers() {
+    let mut h = Harness::new();
+    // B (the callee, at 5072) transfers A (the caller, at 5071): REFER on the record-routed dialog.
+    let refer = "REFER sip:1001@127.0.0.1:5071 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5072;branch=z9hG4bKrefer1\r\n\
+                 Route: <sip:127.0.0.1:5060;lr>\r\nMax-Forwards: 70\r\nFrom: <sip:1002@127.0.0.1>;tag=b\r\n\
+                 To: <sip:1001@127.0.0.1>;tag=a\r\nCall-ID: xfer\r\nCSeq: 5 REFER\r\n\
+                 Contact: <sip:1002@127.0.0.1:5072>\r\nRefer-To: <sip:1003@127.0.0.1>\r\n\
+                 Referred-By: <sip:1002@127.0.0.1>\r\nContent-Length: 0\r\n\r\n";
+    let out = h.feed(refer, "127.0.0.1:5072");
+    let relayed = requests(&out);
+    assert!(statuses(&out).is_empty(), "no challenge and no 100 for an in-dialog REFER: {out:?}");
+    assert_eq!(relayed.len(), 1);
+    let (to_a, refer_at_a) = &relayed[0];
+    assert_eq!(to_a.addr, addr("127.0.0.1:5071"));
+    assert_eq!(refer_at_a.method, Method::Refer);
+    assert!(refer_at_a.headers.get(HeaderName::Route).is_none(), "our Route removed");
+    assert!(refer_at_a.headers.get(HeaderName::RecordRoute).is_none(), "no Record-Route inside a dialog");
+    assert_eq!(refer_at_a.headers.get(HeaderName::ReferTo), Some("<sip:1003@127.0.0.1>"));
+    assert_eq!(refer_at_a.headers.get(HeaderName::ReferredBy), Some("<sip:1002@127.0.0.1>"));
+    let accepted = String::from_utf8(refer_at_a.response(202).encode().to_vec()).unwrap();
+    let back = h.feed(&accepted, "127.0.0.1:5071");
+    assert_eq!(statuses(&back), [202]);
+    assert_eq!(back[0].0.addr, addr("127.0.0.1:5072"), "the 202 goes back to B");
+
+    // A reports on the implicit subscription: NOTIFY with a sipfrag to B, through us.
+    let notify = "NOTIFY sip:1002@127.0.0.1:5072 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch=z9hG4bKnotify1\r\n\
+                  Route: <sip:127.0.0.1:5060;lr>\r\nMax-Forwards: 70\r\nFrom: <sip:1001@127.0.0.1>;tag=a\r\n\
+                  To: <sip:1002@127.0.0.1>;tag=b\r\nCall-ID: xfer\r\nCSeq: 9 NOTIFY\r\n\
+                  Contact: <sip:1001@127.0.0.1:5071>\r\nEvent: refer;id=5\r\n\
+                  Subscription-State: terminated;reason=noresource\r\n\
+                  Content-Type: message/sipfrag;version=2.0\r\nContent-Length: 16\r\n\r\nSIP/2.0 200 OK\r\n";
+    let out = h.feed(notify, "127.0.0.1:5071");
+    let relayed = requests(&out);
+    assert_eq!(relayed.len(), 1, "{out:?}");
+    let (to_b, notify_at_b) = &relayed[0];
+    assert_eq!(to_b.addr, addr("127.0.0.1:5072"));
+    assert_eq!(notify_at_b.headers.get(HeaderName::Event), Some("refer;id=5"));
+    assert_eq!(notify_at_b.headers.get_named("Subscription-State"), Some("terminated;reason=noresource"));
+    assert_eq!(&notify_at_b.body[..], b"SIP/2.0 200 OK\r\n", "the sipfrag passes untouched");
+    let ok = String::from_utf8(notify_at_b.response(200).encode().to_vec()).unwrap();
+    let back = h.feed(&ok, "127.0.0.1:5072");
+    assert_eq!(statuses(&back), [200]);
+    assert_eq!(back[0].0.addr, addr("127.0.0.1:5071"), "the 200 goes back to A");
+}
+
+#[test]
 fn phone_behind_nat_is_reached_where_its_register_came_from() {
     let mut h = Harness::new();
     // The Contact names a private address; the REGISTER really came from 127.0.0.1:40000.

@@ -40,6 +40,8 @@ pub enum HangupReason {
     NoAck,
     /// Offer/answer failed: the SDP named no codec we share.
     NotAcceptable,
+    /// We transferred the far end elsewhere and the transfer succeeded (RFC 5589 §6).
+    Transferred,
 }
 
 impl HangupReason {
@@ -53,6 +55,7 @@ impl HangupReason {
             HangupReason::Timeout => "timeout",
             HangupReason::NoAck => "no_ack",
             HangupReason::NotAcceptable => "not_acceptable",
+            HangupReason::Transferred => "transferred",
         }
     }
 
@@ -66,7 +69,19 @@ impl HangupReason {
 
     /// True for the ways a connected call ends normally.
     pub fn is_normal(&self) -> bool {
-        matches!(self, HangupReason::Local | HangupReason::Remote)
+        matches!(self, HangupReason::Local | HangupReason::Remote | HangupReason::Transferred)
+    }
+
+    /// The SIP status that stands for this ending in a sipfrag (RFC 3515 §2.4.5): what a
+    /// transferee reports when its call to the transfer target ends unanswered.
+    pub(super) fn sipfrag_status(&self) -> u16 {
+        match self {
+            HangupReason::Rejected(status) => *status,
+            HangupReason::Cancelled => 487,
+            HangupReason::Timeout => 408,
+            HangupReason::NotAcceptable => 488,
+            _ => 500,
+        }
     }
 }
 
@@ -133,6 +148,8 @@ pub(super) struct Call {
     end_reason: Option<HangupReason>,
     /// The media session once confirmed: what we last sent, what was agreed, hold state.
     pub(super) session: Option<Box<super::session::Session>>,
+    /// Our REFER transferring the far end, and its implicit subscription (RFC 3515).
+    pub(super) referral: Option<Box<super::transfer::Referral>>,
 }
 
 impl Call {
@@ -143,7 +160,8 @@ impl Call {
             Side::Outgoing(_) => None,
         };
         let session = self.session.as_ref().and_then(|s| s.deadline());
-        [first, session].into_iter().flatten().min()
+        let referral = self.referral.as_ref().map(|r| r.expires);
+        [first, session, referral].into_iter().flatten().min()
     }
 
     pub(super) fn dialog_mut(&mut self) -> Option<&mut Dialog> {
@@ -166,6 +184,16 @@ impl Call {
 impl UserAgent {
     /// Calls `target` with an offer of our codecs. Ringing, Answered and HungUp events follow.
     pub fn dial(&mut self, target: &Uri, now: Instant) -> Result<(), CommandError> {
+        self.place_call(target, None, now)
+    }
+
+    /// Sends the INVITE of a new call, with a Referred-By when a REFER asked for it (RFC 3892 §3).
+    pub(super) fn place_call(
+        &mut self,
+        target: &Uri,
+        referred_by: Option<&str>,
+        now: Instant,
+    ) -> Result<(), CommandError> {
         if self.call.is_some() {
             return Err(CommandError::Busy);
         }
@@ -175,6 +203,9 @@ impl UserAgent {
         let cseq = initial_cseq(&mut self.rng);
         let mut invite = self.base_request(Method::Invite, target.clone(), target, &call_id, &from_tag, cseq);
         invite.headers.push(HeaderName::Contact, format!("<{}>", self.contact));
+        if let Some(referred_by) = referred_by {
+            invite.headers.push(HeaderName::ReferredBy, referred_by);
+        }
         let offer = create_offer(&self.settings.media, u64::from(self.rng.next_u32()), 1);
         invite.headers.push(HeaderName::ContentType, "application/sdp");
         invite.body = Bytes::from(offer.to_string());
@@ -199,6 +230,7 @@ impl UserAgent {
             bye: None,
             end_reason: None,
             session: None,
+            referral: None,
         });
         Ok(())
     }
@@ -231,6 +263,7 @@ impl UserAgent {
 
     /// Hangs up: CANCEL before the answer, BYE after it, 603 to a call not yet answered.
     pub fn hangup(&mut self, now: Instant) -> Result<(), CommandError> {
+        self.end_old_leg(now);
         let call = self.call.as_mut().ok_or(CommandError::NoCall)?;
         match (&mut call.side, call.phase) {
             (_, Phase::Ending) => Ok(()),
@@ -248,15 +281,19 @@ impl UserAgent {
             (Side::Incoming(i), Phase::Setup) => {
                 let decline = i.dialog.respond(&call.invite, 603);
                 self.layer.respond(i.server, decline, now);
-                self.finish(HangupReason::Local);
+                self.finish(HangupReason::Local, now);
                 Ok(())
             }
         }
     }
 
-    pub(super) fn finish(&mut self, reason: HangupReason) {
+    /// The call is over. A call placed for a transfer we accepted that ends unanswered hands
+    /// back to the transferor's call instead ([`UserAgent::referred_call_failed`]).
+    pub(super) fn finish(&mut self, reason: HangupReason, now: Instant) {
         self.call = None;
-        self.events.push_back(Event::HungUp { reason });
+        if !self.referred_call_failed(&reason, now) {
+            self.events.push_back(Event::HungUp { reason });
+        }
     }
 
     /// Sends BYE on the confirmed dialog; the call ends with `reason` once it completes.
@@ -268,7 +305,7 @@ impl UserAgent {
             i.ok = None;
         }
         let Some(dialog) = call.dialog_mut() else {
-            self.finish(reason);
+            self.finish(reason, now);
             return;
         };
         let dest = dialog.next_hop().socket_addr().or(registrar);
@@ -283,18 +320,24 @@ impl UserAgent {
                 call.phase = Phase::Ending;
                 call.end_reason = Some(reason);
             }
-            None => self.finish(reason),
+            None => self.finish(reason, now),
         }
     }
 
     pub(super) fn on_call_response(&mut self, id: ClientId, response: &Response, now: Instant) {
+        if self.on_old_leg_response(id, response.status) {
+            return;
+        }
         let Some(call) = self.call.as_mut() else { return };
         if call.bye == Some(id) {
             if response.status >= 200 {
                 let reason = call.end_reason.take().unwrap_or(HangupReason::Local);
-                self.finish(reason);
+                self.finish(reason, now);
             }
             return;
+        }
+        if call.referral.as_ref().is_some_and(|r| r.client == id) {
+            return self.on_refer_response(response, now);
         }
         if call.session.as_ref().is_some_and(|s| s.owns(id)) {
             return self.on_session_response(id, response, now);
@@ -306,11 +349,11 @@ impl UserAgent {
         let status = response.status;
         if matches!(status, 401 | 407) && o.dialogs.confirmed().is_none() {
             if o.hangup_requested {
-                self.finish(HangupReason::Cancelled);
+                self.finish(HangupReason::Cancelled, now);
             } else if o.digest.on_challenge(response) {
                 self.resend_invite_with_credentials(now);
             } else {
-                self.finish(HangupReason::Rejected(status));
+                self.finish(HangupReason::Rejected(status), now);
             }
             return;
         }
@@ -340,7 +383,7 @@ impl UserAgent {
             }
             Ok(InviteProgress::Rejected) => {
                 let reason = if o.hangup_requested { HangupReason::Cancelled } else { HangupReason::Rejected(status) };
-                self.finish(reason);
+                self.finish(reason, now);
             }
             Ok(InviteProgress::Ignored) => {}
             Err(e) => debug!(%e, status, "response to our INVITE not usable"),
@@ -373,6 +416,7 @@ impl UserAgent {
             Some(negotiated) => {
                 call.session = Some(Box::new(super::session::Session::new(o.offer.clone(), negotiated.clone())));
                 self.events.push_back(Event::Answered { negotiated: Box::new(negotiated) });
+                self.referred_call_answered(now);
             }
             None => self.send_bye(HangupReason::NotAcceptable, now),
         }
@@ -396,24 +440,29 @@ impl UserAgent {
             }
             Err(e) => {
                 debug!(%e, "INVITE with credentials not sent");
-                self.finish(HangupReason::Rejected(407));
+                self.finish(HangupReason::Rejected(407), now);
             }
         }
     }
 
     pub(super) fn on_call_timeout(&mut self, id: ClientId, now: Instant) {
+        if self.on_old_leg_response(id, 408) {
+            return;
+        }
         let Some(call) = self.call.as_mut() else { return };
         if call.session.as_ref().is_some_and(|s| s.owns(id)) {
             self.on_session_timeout(id, now);
+        } else if call.referral.as_ref().is_some_and(|r| r.client == id) {
+            self.on_refer_timeout(now);
         } else if call.bye == Some(id) {
             let reason = call.end_reason.take().unwrap_or(HangupReason::Local);
-            self.finish(reason);
+            self.finish(reason, now);
         } else if let Side::Outgoing(o) = &call.side
             && o.client == id
             && call.phase == Phase::Setup
         {
             let reason = if o.hangup_requested { HangupReason::Cancelled } else { HangupReason::Timeout };
-            self.finish(reason);
+            self.finish(reason, now);
         }
     }
 
@@ -476,8 +525,12 @@ impl UserAgent {
             Method::Invite => self.on_invite(id, &request, now),
             Method::Options => {
                 let mut ok = request.response(200);
-                ok.headers.push(HeaderName::Allow, "INVITE, ACK, CANCEL, BYE, OPTIONS");
+                ok.headers.push(HeaderName::Allow, "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY");
                 self.layer.respond(id, ok, now);
+            }
+            Method::Refer => {
+                let refusal = request.response(403).with_reason("Transfer Only Within A Call");
+                self.layer.respond(id, refusal, now);
             }
             _ => {
                 debug!(method = %request.method, source = %source.addr, "request outside a dialog refused");
@@ -499,7 +552,7 @@ impl UserAgent {
         {
             let terminated = i.dialog.respond(&call.invite, 487);
             self.layer.respond(i.server, terminated, now);
-            self.finish(HangupReason::Cancelled);
+            self.finish(HangupReason::Cancelled, now);
         }
     }
 
@@ -551,6 +604,7 @@ impl UserAgent {
             bye: None,
             end_reason: None,
             session: None,
+            referral: None,
         });
         self.events.push_back(Event::Incoming { from });
         if self.settings.auto_answer {
@@ -559,6 +613,9 @@ impl UserAgent {
     }
 
     fn on_request_in_dialog(&mut self, id: ServerId, request: &Request, now: Instant) {
+        if self.on_old_leg_request(id, request, now) {
+            return;
+        }
         let dialog = match self.call.as_mut() {
             Some(Call { side: Side::Outgoing(o), .. }) => o.dialogs.match_request(request),
             Some(Call { side: Side::Incoming(i), .. }) => {
@@ -574,6 +631,8 @@ impl UserAgent {
             Received::Reject(response) => self.layer.respond(id, response, now),
             Received::InOrder if request.method == Method::Invite => self.on_reinvite(id, request, now),
             Received::InOrder if request.method == Method::Info => self.on_info(id, request, now),
+            Received::InOrder if request.method == Method::Refer => self.on_refer(id, request, now),
+            Received::InOrder if request.method == Method::Notify => self.on_notify(id, request, now),
             Received::InOrder => {
                 let status = match request.method {
                     Method::Bye | Method::Options => 200,
@@ -582,7 +641,7 @@ impl UserAgent {
                 let response = dialog.respond(request, status);
                 self.layer.respond(id, response, now);
                 if request.method == Method::Bye {
-                    self.finish(HangupReason::Remote);
+                    self.finish(HangupReason::Remote, now);
                 }
             }
         }

@@ -1,9 +1,10 @@
 //! The user agent core, sans-IO (RFC 3261 §8, §10, §12–§15): registration, one call at a time
-//! in either direction, and the events a UI shows.
+//! in either direction (two for a moment while we are being transferred), and the events a UI
+//! shows.
 //!
 //! [`UserAgent`] is fed datagrams with their source ([`UserAgent::handle_message`]), commands
 //! ([`UserAgent::register`], [`UserAgent::dial`], [`UserAgent::answer`], [`UserAgent::hangup`],
-//! [`UserAgent::unregister`]) and the time ([`UserAgent::handle_timeout`]); it is polled for
+//! [`UserAgent::hold`], [`UserAgent::transfer`], [`UserAgent::unregister`], …) and the time ([`UserAgent::handle_timeout`]); it is polled for
 //! messages to send ([`UserAgent::poll_transmit`]), for [`Event`]s and for its next deadline
 //! ([`UserAgent::poll_timeout`]). Retransmissions and matching are the
 //! [`TransactionLayer`]'s; dialog state is [`proto::dialog`]'s; offer/answer is
@@ -16,12 +17,18 @@
 //!   retransmission until the ACK), BYE both ways.
 //! - [`session`]: changes to a connected call: hold and resume by re-INVITE both ways (RFC 3264
 //!   §8.4, RFC 6337), glare (491), and DTMF by SIP INFO.
+//! - [`transfer`]: blind call transfer both ways (RFC 3515 REFER, RFC 5589 §6): as transferor,
+//!   REFER with Refer-To and Referred-By (RFC 3892), the `message/sipfrag` NOTIFYs of the
+//!   implicit subscription (RFC 3420), and BYE with reason `transferred` on a final 2xx; as
+//!   transferee, 202, NOTIFY `100 Trying`, a new call to the target while the old dialog is kept
+//!   for the final NOTIFY, and back to the old call if the new one fails.
 //! - [`digest`]: the client side of digest authentication.
 
 mod call;
 mod digest;
 mod registration;
 mod session;
+mod transfer;
 
 #[cfg(test)]
 mod tests;
@@ -123,6 +130,23 @@ pub enum Event {
         /// The digit: 0-9, *, #, A-D.
         digit: char,
     },
+    /// We accepted a REFER: the call is being transferred to `target`, and a new call to it
+    /// follows (its Ringing and Answered; media moves over on that Answered).
+    Referred {
+        /// The Refer-To target.
+        target: String,
+    },
+    /// A transfer moved on: the status line of a sipfrag NOTIFY, received as transferor or sent
+    /// as transferee (100 Trying, then 200 OK for success).
+    TransferProgress {
+        /// The sipfrag's status.
+        status: u16,
+    },
+    /// A transfer failed and the call stays up as it was.
+    TransferFailed {
+        /// The final status of the REFER or of the call to the target; 408 when no answer came.
+        status: u16,
+    },
     /// The call is over: stop media.
     HungUp {
         /// Why.
@@ -142,6 +166,9 @@ pub enum CommandError {
     /// No registrar was configured, so there is nothing to register with or route through.
     #[error("no registrar configured: give --registrar, or dial a sip: URI with an IP address")]
     NoRegistrar,
+    /// A transfer of this call is already under way.
+    #[error("a transfer is already under way: wait for its result")]
+    Transferring,
     /// The target's host is not an IP address and there is no registrar to send through.
     #[error("cannot reach {0}: its host is not an IP address; dial through a registrar or give an IP")]
     Unreachable(String),
@@ -158,6 +185,8 @@ pub struct UserAgent {
     registration: Option<Registration>,
     reg_digest: Digest,
     call: Option<Call>,
+    /// The transferor's call while we call the target of its REFER.
+    referred: Option<Box<transfer::Referred>>,
     events: VecDeque<Event>,
 }
 
@@ -194,6 +223,7 @@ impl UserAgent {
             rng,
             registration,
             call: None,
+            referred: None,
             events: VecDeque::new(),
         }
     }
@@ -221,9 +251,12 @@ impl UserAgent {
         }
     }
 
-    /// True when nothing is in progress: no call, and no REGISTER awaiting its answer.
+    /// True when nothing is in progress: no call (nor a transferor's call we were moved from),
+    /// and no REGISTER awaiting its answer.
     pub fn is_idle(&self) -> bool {
-        self.call.is_none() && !self.registration.as_ref().is_some_and(|r| matches!(r.state, RegState::Pending { .. }))
+        self.call.is_none()
+            && self.referred.is_none()
+            && !self.registration.as_ref().is_some_and(|r| matches!(r.state, RegState::Pending { .. }))
     }
 
     /// The next message to send.
@@ -242,6 +275,7 @@ impl UserAgent {
             self.layer.poll_timeout(),
             self.registration.as_ref().and_then(Registration::deadline),
             self.call.as_ref().and_then(Call::deadline),
+            self.referred.as_ref().and_then(|r| r.give_up),
         ]
         .into_iter()
         .flatten()
@@ -257,6 +291,7 @@ impl UserAgent {
             self.send_register(expires, now);
         }
         self.call_timeout(now);
+        self.transfer_timeout(now);
     }
 
     /// Feeds a datagram (or stream message) received from `source`.

@@ -556,3 +556,275 @@ fn a_reinvite_without_an_offer_gets_ours_in_the_200_and_its_ack_brings_the_answe
     }
     assert!(sent(&mut ua).is_empty(), "the call goes on");
 }
+
+const TARGET: &str = "127.0.0.1:5090";
+
+/// The peer's NOTIFY for our REFER on the dialog of our outgoing `invite`.
+fn peer_notify(invite: &Request, cseq: u32, fragment: &str, state: &str) -> Request {
+    let mut notify = peer_request(invite, "NOTIFY", cseq, &format!("notify{cseq}"), fragment);
+    notify.headers.set(HeaderName::ContentType, "message/sipfrag;version=2.0");
+    notify.headers.push(HeaderName::Event, "refer");
+    notify.headers.push_raw(proto::sip::Name::Other("Subscription-State".into()), state);
+    notify
+}
+
+fn statuses_sent(ua: &mut UserAgent) -> Vec<u16> {
+    responses(&sent(ua)).iter().map(|r| r.status).collect()
+}
+
+#[test]
+fn transfer_sends_refer_and_a_final_200_sipfrag_ends_the_call_with_bye_transferred() {
+    let mut ua = UserAgent::new(settings(false, false), 16);
+    let now = Instant::now();
+    let invite = connected_outgoing(&mut ua, now);
+    let target = proto::sip::Uri::parse(&format!("sip:1003@{TARGET}")).unwrap();
+    ua.transfer(&target, now).unwrap();
+    assert_eq!(ua.transfer(&target, now), Err(CommandError::Transferring), "one transfer at a time");
+    let refer = only_request(&mut ua, Method::Refer);
+    assert_eq!(refer.headers.get(HeaderName::ReferTo), Some(format!("<sip:1003@{TARGET}>").as_str()));
+    assert_eq!(refer.headers.get(HeaderName::ReferredBy), Some("<sip:1001@voip.test>"));
+    assert_eq!(refer.headers.call_id().unwrap(), invite.headers.call_id().unwrap());
+    assert_eq!(refer.headers.to().unwrap().tag(), Some("peer"), "inside the dialog");
+    assert_eq!(refer.headers.cseq().unwrap().seq, invite.headers.cseq().unwrap().seq + 1);
+    assert!(refer.headers.get(HeaderName::Contact).is_some(), "REFER carries our Contact (RFC 3515 §2.4.1)");
+
+    feed(&mut ua, Message::Response(refer.response(202)), PEER, now);
+    assert!(events(&mut ua).is_empty(), "the 202 is no news yet");
+    let trying = peer_notify(&invite, 2, "SIP/2.0 100 Trying\r\n", "active;expires=60");
+    feed(&mut ua, Message::Request(trying), PEER, now);
+    assert_eq!(statuses_sent(&mut ua), [200]);
+    assert_eq!(events(&mut ua), [Event::TransferProgress { status: 100 }]);
+
+    let ok = peer_notify(&invite, 3, "SIP/2.0 200 OK\r\n", "terminated;reason=noresource");
+    feed(&mut ua, Message::Request(ok), PEER, now);
+    let out = sent(&mut ua);
+    assert_eq!(responses(&out).iter().map(|r| r.status).collect::<Vec<_>>(), [200]);
+    let bye = requests(&out, Method::Bye);
+    assert_eq!(bye.len(), 1, "the transferor hangs up once the transfer succeeded: {out:#?}");
+    assert_eq!(events(&mut ua), [Event::TransferProgress { status: 200 }]);
+    feed(&mut ua, Message::Response(bye[0].response(200)), PEER, now);
+    assert_eq!(events(&mut ua), [Event::HungUp { reason: HangupReason::Transferred }]);
+    assert!(ua.is_idle());
+}
+
+#[test]
+fn a_refused_refer_or_a_failed_sipfrag_leaves_the_call_up() {
+    let mut ua = UserAgent::new(settings(false, false), 17);
+    let now = Instant::now();
+    let invite = connected_outgoing(&mut ua, now);
+    let target = proto::sip::Uri::parse(&format!("sip:1003@{TARGET}")).unwrap();
+    ua.transfer(&target, now).unwrap();
+    let refer = only_request(&mut ua, Method::Refer);
+    feed(&mut ua, Message::Response(refer.response(603)), PEER, now);
+    assert_eq!(events(&mut ua), [Event::TransferFailed { status: 603 }]);
+    assert!(sent(&mut ua).is_empty(), "no BYE: the call stays up");
+
+    ua.transfer(&target, now).unwrap();
+    let refer = only_request(&mut ua, Method::Refer);
+    feed(&mut ua, Message::Response(refer.response(202)), PEER, now);
+    let busy = peer_notify(&invite, 2, "SIP/2.0 486 Busy Here\r\n", "terminated;reason=noresource");
+    feed(&mut ua, Message::Request(busy), PEER, now);
+    assert_eq!(statuses_sent(&mut ua), [200]);
+    assert_eq!(events(&mut ua), [Event::TransferFailed { status: 486 }]);
+    // The call goes on: it can still be put on hold.
+    ua.hold(now).unwrap();
+    assert_eq!(only_request(&mut ua, Method::Invite).headers.call_id().unwrap(), invite.headers.call_id().unwrap());
+}
+
+#[test]
+fn a_refer_challenged_407_is_sent_again_with_credentials() {
+    let mut rng = StdRng::seed_from_u64(18);
+    let mut server = digest_server(&mut rng);
+    let mut ua = UserAgent::new(settings(false, false), 18);
+    let now = Instant::now();
+    connected_outgoing(&mut ua, now);
+    ua.transfer(&proto::sip::Uri::parse(&format!("sip:1003@{TARGET}")).unwrap(), now).unwrap();
+    let first = only_request(&mut ua, Method::Refer);
+    feed(&mut ua, challenge(&first, &mut server, 407, &mut rng), PEER, now);
+    let second = only_request(&mut ua, Method::Refer);
+    assert_eq!(second.headers.cseq().unwrap().seq, first.headers.cseq().unwrap().seq + 1);
+    assert_eq!(second.headers.get(HeaderName::ReferTo), first.headers.get(HeaderName::ReferTo));
+    let creds = Credentials::parse(second.headers.get(HeaderName::ProxyAuthorization).unwrap()).unwrap();
+    assert_eq!(server.verify(&creds, "REFER", Some("pw1001"), 1_001), Verdict::Ok);
+    feed(&mut ua, Message::Response(second.response(202)), PEER, now);
+    assert!(events(&mut ua).is_empty(), "accepted, no failure");
+}
+
+/// The peer's REFER to `refer_to` on the dialog of our outgoing `invite`.
+fn peer_refer(invite: &Request, cseq: u32, refer_to: Option<&str>) -> Request {
+    let mut refer = peer_request(invite, "REFER", cseq, &format!("refer{cseq}"), "");
+    refer.headers.remove_first(HeaderName::ContentType);
+    if let Some(refer_to) = refer_to {
+        refer.headers.push(HeaderName::ReferTo, refer_to);
+        refer.headers.push(HeaderName::ReferredBy, "<sip:1002@voip.test>");
+    }
+    refer
+}
+
+/// The NOTIFYs among `out`, with their sipfrag body and Subscription-State.
+fn notifies(out: &[(Message, SocketAddr)]) -> Vec<(String, String, SocketAddr)> {
+    out.iter()
+        .filter_map(|(m, to)| match m {
+            Message::Request(r) if r.method == Method::Notify => {
+                assert_eq!(r.headers.get(HeaderName::ContentType), Some("message/sipfrag;version=2.0"));
+                let state = r.headers.get_named("Subscription-State").unwrap().to_owned();
+                Some((String::from_utf8(r.body.to_vec()).unwrap(), state, *to))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_refer_is_accepted_202_notified_100_and_the_target_called_then_notified_200_once_it_answers() {
+    let mut ua = UserAgent::new(settings(false, false), 19);
+    let now = Instant::now();
+    let invite = connected_outgoing(&mut ua, now);
+    let refer = peer_refer(&invite, 2, Some(&format!("<sip:1003@{TARGET}>")));
+    feed(&mut ua, Message::Request(refer), PEER, now);
+    let out = sent(&mut ua);
+    assert_eq!(responses(&out).iter().map(|r| r.status).collect::<Vec<_>>(), [202]);
+    let trying = requests(&out, Method::Notify).remove(0);
+    assert_eq!(trying.headers.get(HeaderName::Event), Some("refer;id=2"));
+    assert_eq!(trying.headers.call_id().unwrap(), invite.headers.call_id().unwrap(), "on the transferor's dialog");
+    assert_eq!(
+        notifies(&out),
+        [("SIP/2.0 100 Trying\r\n".into(), "active;expires=180".into(), addr(PEER))],
+        "NOTIFY 100 at once (RFC 3515 §2.4.4)"
+    );
+    let new_call = requests(&out, Method::Invite);
+    assert_eq!(new_call.len(), 1, "a new call to the target: {out:#?}");
+    let new_call = new_call.into_iter().next().unwrap();
+    assert_eq!(new_call.uri.to_string(), format!("sip:1003@{TARGET}"));
+    assert_ne!(new_call.headers.call_id().unwrap(), invite.headers.call_id().unwrap());
+    assert_eq!(new_call.headers.get(HeaderName::ReferredBy), Some("<sip:1002@voip.test>"), "RFC 3892 §3");
+    assert!(
+        out.iter().any(|(m, to)| matches!(m, Message::Request(r) if r.method == Method::Invite) && *to == addr(TARGET))
+    );
+    assert_eq!(
+        events(&mut ua),
+        [Event::Referred { target: format!("sip:1003@{TARGET}") }, Event::TransferProgress { status: 100 }]
+    );
+
+    feed(&mut ua, Message::Response(answer_ok(&new_call, "target")), TARGET, now);
+    let out = sent(&mut ua);
+    assert_eq!(requests(&out, Method::Ack).len(), 1);
+    assert_eq!(
+        notifies(&out),
+        [("SIP/2.0 200 OK\r\n".into(), "terminated;reason=noresource".into(), addr(PEER))],
+        "the final NOTIFY ends the subscription"
+    );
+    match &events(&mut ua)[..] {
+        [Event::Answered { .. }, Event::TransferProgress { status: 200 }] => {}
+        other => panic!("expected Answered then TransferProgress 200, got {other:?}"),
+    }
+
+    // The transferor hangs up its leg: answered, and the new call goes on.
+    let bye = peer_request(&invite, "BYE", 4, "bye-old", "");
+    feed(&mut ua, Message::Request(bye), PEER, now);
+    assert_eq!(statuses_sent(&mut ua), [200]);
+    assert!(events(&mut ua).is_empty(), "the old leg ends quietly");
+    ua.hangup(now).unwrap();
+    let bye = only_request(&mut ua, Method::Bye);
+    assert_eq!(bye.headers.call_id().unwrap(), new_call.headers.call_id().unwrap());
+    feed(&mut ua, Message::Response(bye.response(200)), TARGET, now);
+    assert_eq!(events(&mut ua), [Event::HungUp { reason: HangupReason::Local }]);
+    assert!(ua.is_idle());
+}
+
+#[test]
+fn a_transfer_target_that_refuses_is_notified_and_the_old_call_comes_back() {
+    let mut ua = UserAgent::new(settings(false, false), 20);
+    let now = Instant::now();
+    let invite = connected_outgoing(&mut ua, now);
+    feed(&mut ua, Message::Request(peer_refer(&invite, 2, Some(&format!("sip:1003@{TARGET}")))), PEER, now);
+    let new_call = requests(&sent(&mut ua), Method::Invite).remove(0);
+    events(&mut ua);
+    feed(&mut ua, Message::Response(reply(&new_call, 486, "target")), TARGET, now);
+    let out = sent(&mut ua);
+    assert_eq!(requests(&out, Method::Ack).len(), 1, "the layer ACKs the 486");
+    assert_eq!(
+        notifies(&out),
+        [("SIP/2.0 486 Busy Here\r\n".into(), "terminated;reason=noresource".into(), addr(PEER))]
+    );
+    assert_eq!(events(&mut ua), [Event::TransferFailed { status: 486 }], "no HungUp: the old call is back");
+    ua.hold(now).unwrap();
+    let reinvite = only_request(&mut ua, Method::Invite);
+    assert_eq!(reinvite.headers.call_id().unwrap(), invite.headers.call_id().unwrap());
+}
+
+#[test]
+fn a_refer_without_refer_to_gets_400_and_one_outside_a_call_403_or_481() {
+    let mut ua = UserAgent::new(settings(false, false), 21);
+    let now = Instant::now();
+    let invite = connected_outgoing(&mut ua, now);
+    feed(&mut ua, Message::Request(peer_refer(&invite, 2, None)), PEER, now);
+    let out = sent(&mut ua);
+    assert_eq!(responses(&out).iter().map(|r| r.status).collect::<Vec<_>>(), [400]);
+    assert!(requests(&out, Method::Notify).is_empty() && requests(&out, Method::Invite).is_empty());
+    assert!(events(&mut ua).is_empty());
+
+    // In a dialog we do not have: 481.
+    let mut stray = peer_refer(&invite, 3, Some("<sip:1003@voip.test>"));
+    stray.headers.set(HeaderName::CallId, "no-such-call");
+    feed(&mut ua, Message::Request(stray.clone()), PEER, now);
+    assert_eq!(statuses_sent(&mut ua), [481]);
+    // Outside any dialog: we transfer only calls, 403.
+    let to = stray.headers.get(HeaderName::To).unwrap().split(";tag=").next().unwrap().to_owned();
+    stray.headers.set(HeaderName::To, to);
+    stray.headers.set(HeaderName::Via, format!("SIP/2.0/UDP {PEER};branch=z9hG4bKoutside"));
+    feed(&mut ua, Message::Request(stray), PEER, now);
+    assert_eq!(statuses_sent(&mut ua), [403]);
+}
+
+#[test]
+fn a_transferor_that_does_not_hang_up_gets_our_bye_after_64_t1() {
+    let mut ua = UserAgent::new(settings(false, false), 22);
+    let t0 = Instant::now();
+    let invite = connected_outgoing(&mut ua, t0);
+    feed(&mut ua, Message::Request(peer_refer(&invite, 2, Some(&format!("sip:1003@{TARGET}")))), PEER, t0);
+    let new_call = requests(&sent(&mut ua), Method::Invite).remove(0);
+    feed(&mut ua, Message::Response(answer_ok(&new_call, "target")), TARGET, t0);
+    sent(&mut ua);
+    events(&mut ua);
+    let mut bye = None;
+    while let Some(at) = ua.poll_timeout().filter(|at| *at <= t0 + Duration::from_secs(40)) {
+        ua.handle_timeout(at);
+        if let Some(b) = requests(&sent(&mut ua), Method::Bye).pop() {
+            bye = Some((at, b));
+            break;
+        }
+    }
+    let (at, bye) = bye.expect("we end the transferor's leg ourselves");
+    assert_eq!(at, t0 + Duration::from_secs(32), "after 64·T1");
+    assert_eq!(bye.headers.call_id().unwrap(), invite.headers.call_id().unwrap(), "on the old dialog");
+    feed(&mut ua, Message::Response(bye.response(200)), PEER, at);
+    assert!(events(&mut ua).is_empty(), "the new call goes on");
+    assert!(!ua.is_idle());
+}
+
+#[test]
+fn a_referral_with_no_final_notify_fails_when_its_subscription_expires() {
+    let mut ua = UserAgent::new(settings(false, false), 23);
+    let t0 = Instant::now();
+    let invite = connected_outgoing(&mut ua, t0);
+    ua.transfer(&proto::sip::Uri::parse(&format!("sip:1003@{TARGET}")).unwrap(), t0).unwrap();
+    let refer = only_request(&mut ua, Method::Refer);
+    feed(&mut ua, Message::Response(refer.response(202)), PEER, t0);
+    let trying = peer_notify(&invite, 2, "SIP/2.0 100 Trying\r\n", "active;expires=10");
+    feed(&mut ua, Message::Request(trying), PEER, t0);
+    sent(&mut ua);
+    assert_eq!(events(&mut ua), [Event::TransferProgress { status: 100 }]);
+    let mut failed = None;
+    while let Some(at) = ua.poll_timeout().filter(|at| *at <= t0 + Duration::from_secs(20)) {
+        ua.handle_timeout(at);
+        sent(&mut ua);
+        if let Some(event) = ua.poll_event() {
+            failed = Some((at, event));
+            break;
+        }
+    }
+    assert_eq!(failed, Some((t0 + Duration::from_secs(10), Event::TransferFailed { status: 408 })), "per expires=10");
+    ua.hold(t0 + Duration::from_secs(10)).unwrap();
+    assert_eq!(only_request(&mut ua, Method::Invite).headers.call_id().unwrap(), invite.headers.call_id().unwrap());
+}

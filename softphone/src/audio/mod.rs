@@ -3,8 +3,15 @@
 //! Everything here works in frames of mono 16-bit PCM at the codec's sample rate. A
 //! [`Source`] fills one frame per 20 ms tick of the shell's clock; a [`Sink`] takes one decoded
 //! frame per tick. Tones, files and silence have no clock of their own, so the shell paces them;
-//! a sound-card device (later) will plug in here as one more variant of each.
+//! a sound card ([`device`]) has its own, and its queues absorb the difference between the two.
+//! [`Ringer`] makes the ring and ringback sounds played while a call is being set up; `pulse:FREQ`
+//! bursts ([`pulse`]) are for timing the audio path.
 
+mod convert;
+pub mod device;
+pub mod pulse;
+mod ring;
+mod ringer;
 mod tone;
 pub mod wav;
 
@@ -12,10 +19,25 @@ use std::path::Path;
 
 use proto::codec::Resampler;
 
+pub use device::{DeviceError, DeviceSink, DeviceSource};
+pub use pulse::{OnsetDetector, PulseGenerator};
+pub use ring::RingCounts;
+pub use ringer::Ringer;
 pub use tone::ToneGenerator;
 pub use wav::{WavError, WavWriter};
 
-use crate::config::{AudioIn, AudioOut};
+use crate::config::{AudioIn, AudioOut, Config};
+
+/// Why audio could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    /// A WAV file could not be used.
+    #[error(transparent)]
+    Wav(#[from] WavError),
+    /// A sound device could not be used.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+}
 
 /// Peak amplitude of generated tones: about −12 dBFS, clear of clipping after any codec.
 pub const TONE_AMPLITUDE: f32 = 8_000.0;
@@ -27,6 +49,8 @@ pub enum Source {
     Silence,
     /// A sine.
     Tone(ToneGenerator),
+    /// Bursts of a sine, one a second.
+    Pulse(PulseGenerator),
     /// A WAV file's samples, already at the codec's rate, played in a loop.
     Looped {
         /// The samples.
@@ -34,14 +58,18 @@ pub enum Source {
         /// The next one to play.
         position: usize,
     },
+    /// A sound card's capture.
+    Device(Box<DeviceSource>),
 }
 
 impl Source {
     /// Opens what `--audio-in` names, producing audio at `rate` Hz.
-    pub fn open(audio_in: &AudioIn, rate: u32) -> Result<Source, WavError> {
+    pub fn open(audio_in: &AudioIn, rate: u32) -> Result<Source, AudioError> {
         Ok(match audio_in {
+            AudioIn::Device(choice) => Source::Device(Box::new(DeviceSource::open(&choice.name, rate)?)),
             AudioIn::Silence => Source::Silence,
             AudioIn::Tone(freq) => Source::Tone(ToneGenerator::new(*freq, rate, TONE_AMPLITUDE)),
+            AudioIn::Pulse(freq) => Source::Pulse(PulseGenerator::new(*freq, rate, TONE_AMPLITUDE)),
             AudioIn::File(path) => Source::Looped { samples: load_at_rate(path, rate)?, position: 0 },
         })
     }
@@ -51,6 +79,7 @@ impl Source {
         match self {
             Source::Silence => frame.fill(0),
             Source::Tone(tone) => tone.fill(frame),
+            Source::Pulse(pulse) => pulse.fill(frame),
             Source::Looped { samples, position } => {
                 if samples.is_empty() {
                     frame.fill(0);
@@ -61,6 +90,26 @@ impl Source {
                     *position = (*position + 1) % samples.len();
                 }
             }
+            Source::Device(device) => device.fill(frame),
+        }
+    }
+
+    /// Stops a device's capture, logging what its queue lost and invented.
+    pub fn close(self) {
+        if let Source::Device(device) = self {
+            let RingCounts { dropped, zero_filled } = device.counts();
+            tracing::info!(dropped, zero_filled, "sound input closed");
+            device.close();
+        }
+    }
+}
+
+impl Source {
+    /// Where a `pulse:` burst began in the frame last filled, as a sample index into it.
+    pub fn onset(&self) -> Option<usize> {
+        match self {
+            Source::Pulse(pulse) => pulse.onset(),
+            _ => None,
         }
     }
 }
@@ -94,12 +143,15 @@ pub enum Sink {
     Null,
     /// Written to a WAV file.
     Wav(WavWriter),
+    /// Played on a sound card.
+    Device(DeviceSink),
 }
 
 impl Sink {
     /// Opens what `--audio-out` names, for audio at `rate` Hz.
-    pub fn open(audio_out: &AudioOut, rate: u32) -> Result<Sink, WavError> {
+    pub fn open(audio_out: &AudioOut, rate: u32) -> Result<Sink, AudioError> {
         Ok(match audio_out {
+            AudioOut::Device(choice) => Sink::Device(DeviceSink::open(&choice.name, rate)?),
             AudioOut::Null => Sink::Null,
             AudioOut::File(path) => Sink::Wav(WavWriter::create(path, rate)?),
         })
@@ -110,6 +162,10 @@ impl Sink {
         match self {
             Sink::Null => Ok(()),
             Sink::Wav(w) => w.write(frame),
+            Sink::Device(d) => {
+                d.write(frame);
+                Ok(())
+            }
         }
     }
 
@@ -118,8 +174,49 @@ impl Sink {
         match self {
             Sink::Null => Ok(()),
             Sink::Wav(w) => w.finish(),
+            Sink::Device(d) => {
+                let RingCounts { dropped, zero_filled } = d.counts();
+                tracing::info!(dropped, zero_filled, "sound output closed");
+                d.close();
+                Ok(())
+            }
         }
     }
+}
+
+/// Options that work without a sound card, for the messages that send users to them.
+pub const FILE_OPTIONS: &str = "--audio-in tone:HZ|FILE.wav and --audio-out FILE.wav|null";
+
+/// Checks the sound devices `config` names before the phone starts, at the rate of its first
+/// codec. A device the user named that does not work is an error (one line for the user). A
+/// default device that does not work is replaced by silence (input) or nothing (output), and
+/// the returned notice says so.
+pub fn settle_devices(config: &mut Config) -> Result<Option<String>, String> {
+    let rate = config.codecs.first().map_or(48_000, |c| c.clock_rate());
+    let (mut first, mut lost) = (None, Vec::new());
+    if let AudioOut::Device(choice) = &config.audio_out
+        && let Err(e) = device::probe(&choice.name, device::Way::Output, rate)
+    {
+        if choice.asked {
+            return Err(format!("{e}; play to a file instead with --audio-out FILE.wav|null"));
+        }
+        first.get_or_insert(e.to_string());
+        lost.push("dropping the far end's audio");
+        config.audio_out = AudioOut::Null;
+    }
+    if let AudioIn::Device(choice) = &config.audio_in
+        && let Err(e) = device::probe(&choice.name, device::Way::Input, rate)
+    {
+        if choice.asked {
+            return Err(format!("{e}; send a tone or a file instead with --audio-in tone:HZ|FILE.wav"));
+        }
+        first.get_or_insert(e.to_string());
+        lost.insert(0, "sending silence");
+        config.audio_in = AudioIn::Silence;
+    }
+    Ok(first.map(|first| {
+        format!("no sound device: {first}; {} instead; use {FILE_OPTIONS}, or see --list-devices", lost.join(" and "))
+    }))
 }
 
 #[cfg(test)]

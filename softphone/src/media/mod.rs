@@ -13,13 +13,23 @@
 //! spurt; one that does not receive plays silence; a muted one (we hold the far end) sends
 //! silence instead of our audio.
 //!
+//! Mute ([`MediaSession::set_muted`]) is the user's, apart from hold: the stream goes on, every
+//! frame encoded from silence (never skipped), so NAT bindings and the far end's statistics stay
+//! alive and its jitter buffer stays primed.
+//!
 //! DTMF (RFC 4733): [`MediaSession::send_dtmf`] queues digits sent as telephone-events on the
 //! negotiated payload type, same SSRC and sequence numbers, every packet of a digit stamped with
 //! the timestamp of the audio it replaces, whose frames are held back meanwhile. Received events
 //! come out once per digit from [`MediaSession::poll_dtmf`].
 //!
 //! Playout follows the jitter buffer: a frame is decoded; a missing frame is rebuilt from the
-//! next packet's Opus in-band FEC when that packet is already here, else concealed (PLC).
+//! next packet's Opus in-band FEC when that packet is already here, else concealed (PLC). The
+//! packets that arrived while the far end's source was on probation (RFC 3550 §A.1) go into the
+//! jitter buffer once it is valid, so the call's first frames play.
+//!
+//! The loss the far end reports on our stream in RTCP (its fraction lost) sets how much loss the
+//! Opus encoder plans its in-band FEC for ([`ReportedLoss`]). [`MediaSession::stats`] gives what
+//! a UI shows, with the call's MOS from the E-model ([`proto::rtp::quality`]).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -27,9 +37,12 @@ use std::time::{Duration, Instant};
 
 use proto::codec::{
     AudioDecoder, AudioEncoder, CodecError, CodecKind, Decoder, DtmfReceiver, DtmfSender, Encoder, OpusConfig,
+    SILENCE_DBFS, level_dbfs,
 };
 use proto::rtp::jitter::{JitterBuffer, JitterConfig, Playout};
 use proto::rtp::ntp::NtpTime;
+use proto::rtp::packet::RtpHeader;
+use proto::rtp::quality::{self, CodecImpairment, ReportedLoss};
 use proto::rtp::schedule::RtcpConfig;
 use proto::rtp::session::{Received, RtpSession, SessionConfig};
 use proto::sdp::{Negotiated, TelephoneEvent};
@@ -60,15 +73,22 @@ pub enum MediaError {
     Codec(#[from] CodecError),
 }
 
-/// Counters for the UI, since the session started.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// What a UI shows about the call's media: counters since the session started, and levels of
+/// the latest frames.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MediaStats {
     /// RTP packets sent.
     pub packets_sent: u64,
-    /// RTP packets received from the far end (valid media).
+    /// RTP packets received from the far end, counted as RFC 3550 §A.1 counts them: from the
+    /// source's validation on (the packets held on probation before it play but are not counted,
+    /// so this, `lost` and the expected count agree with the far end's RTCP).
     pub packets_received: u64,
     /// Packets the far end sent that never arrived (RFC 3550 A.3 cumulative loss).
     pub lost: i64,
+    /// `lost` as a percentage of the packets expected (0 before any arrived).
+    pub loss_percent: f64,
+    /// The loss on our stream in the far end's latest RTCP report (its fraction lost), percent.
+    pub remote_loss_percent: Option<f64>,
     /// Interarrival jitter, in milliseconds (RFC 3550 A.8).
     pub jitter_ms: f64,
     /// Audio held in the jitter buffer now (the delay it adds), in milliseconds.
@@ -77,6 +97,38 @@ pub struct MediaStats {
     pub concealed: u64,
     /// Frames rebuilt from in-band FEC.
     pub fec_recovered: u64,
+    /// Round-trip time from the far end's RTCP reports (RFC 3550 §6.4.1), once measured.
+    pub rtt_ms: Option<f64>,
+    /// Estimated mean opinion score (E-model, ITU-T G.107), once the far end's media arrived.
+    pub mos: Option<f64>,
+    /// RMS level of the last frame of our audio given to send, in dBFS (measured while muted
+    /// too, so a UI can show the user talking into a muted call).
+    pub input_level_dbfs: f32,
+    /// RMS level of the last frame played, in dBFS.
+    pub output_level_dbfs: f32,
+    /// Whether the user muted our audio ([`MediaSession::set_muted`]).
+    pub muted: bool,
+}
+
+impl Default for MediaStats {
+    fn default() -> Self {
+        MediaStats {
+            packets_sent: 0,
+            packets_received: 0,
+            lost: 0,
+            loss_percent: 0.0,
+            remote_loss_percent: None,
+            jitter_ms: 0.0,
+            jitter_buffer_ms: 0.0,
+            concealed: 0,
+            fec_recovered: 0,
+            rtt_ms: None,
+            mos: None,
+            input_level_dbfs: SILENCE_DBFS,
+            output_level_dbfs: SILENCE_DBFS,
+            muted: false,
+        }
+    }
 }
 
 /// One call's media; see the module docs.
@@ -88,6 +140,9 @@ pub struct MediaSession {
     remote_rtcp: SocketAddr,
     sends: bool,
     receives: bool,
+    /// Silence instead of our audio while we hold the far end.
+    held_silent: bool,
+    /// The user's mute.
     muted: bool,
     silence: Vec<i16>,
     telephone_event: Option<TelephoneEvent>,
@@ -106,6 +161,10 @@ pub struct MediaSession {
     frame_samples: usize,
     payload: Vec<u8>,
     played: Vec<i16>,
+    /// The far end's reports on our stream, smoothed for the Opus encoder.
+    reported_loss: ReportedLoss,
+    impairment: CodecImpairment,
+    frame: Duration,
     stats: MediaStats,
 }
 
@@ -144,6 +203,7 @@ impl MediaSession {
             remote_rtcp: negotiated.remote_rtcp,
             sends: negotiated.direction.sends() && !negotiated.remote_rtp.ip().is_unspecified(),
             receives: negotiated.direction.receives(),
+            held_silent: false,
             muted: false,
             silence: Vec::new(),
             telephone_event: usable_events(negotiated, clock_rate),
@@ -160,6 +220,9 @@ impl MediaSession {
             frame_samples,
             payload: vec![0; MAX_PAYLOAD],
             played: vec![0; frame_samples.max(5760)],
+            reported_loss: ReportedLoss::new(),
+            impairment: CodecImpairment::for_codec(kind),
+            frame,
             stats: MediaStats::default(),
         })
     }
@@ -202,9 +265,16 @@ impl MediaSession {
         }
         self.receives = receives;
         self.sends = negotiated.direction.sends() && !negotiated.remote_rtp.ip().is_unspecified();
-        self.muted = muted;
+        self.held_silent = muted;
         self.telephone_event = usable_events(negotiated, self.kind.clock_rate());
         self.events_in = negotiated.telephone_event.map(|t| t.payload_type);
+    }
+
+    /// Mutes or unmutes our audio (the user's mute, apart from hold): while muted every frame
+    /// still goes out, encoded from silence.
+    pub fn set_muted(&mut self, muted: bool) {
+        self.muted = muted;
+        self.stats.muted = muted;
     }
 
     /// Whether the far end takes RFC 4733 telephone-events from us at our audio clock rate.
@@ -235,6 +305,7 @@ impl MediaSession {
         out: &mut Vec<u8>,
     ) -> Result<Option<SocketAddr>, CodecError> {
         let samples = u32::try_from(pcm.len()).unwrap_or(u32::MAX);
+        self.stats.input_level_dbfs = level_dbfs(pcm);
         out.clear();
         if !self.sends {
             self.rtp.silence(samples);
@@ -243,7 +314,7 @@ impl MediaSession {
         if let Some(sent) = self.dtmf_tick(samples, now, out) {
             return Ok(sent);
         }
-        let len = if self.muted {
+        let len = if self.muted || self.held_silent {
             self.silence.resize(pcm.len(), 0);
             self.encoder.encode(&self.silence, &mut self.payload)?
         } else {
@@ -309,31 +380,60 @@ impl MediaSession {
             Ok(Received::Media { packet, new_stream }) => {
                 if new_stream {
                     self.jitter.reset();
-                }
-                let header = packet.header;
-                if header.payload_type == self.payload_type {
-                    self.stats.packets_received += 1;
-                    if self.receives {
-                        self.jitter.push(header.sequence, header.timestamp, packet.payload, now);
-                    }
-                } else if self.events_in == Some(header.payload_type) {
-                    self.stats.packets_received += 1;
-                    if let Err(e) = self.dtmf_in.handle_payload(header.timestamp, packet.payload) {
-                        debug!(%from, error = %e, "telephone-event dropped");
-                    }
-                    while let Some(event) = self.dtmf_in.poll_event() {
-                        if let Some(digit) = event.digit()
-                            && self.dtmf_received.len() < MAX_DTMF_PENDING
-                        {
-                            self.dtmf_received.push_back(digit);
-                        }
+                    // Once per stream: what arrived on probation, then the packet that validated it.
+                    let held: Vec<_> = self.rtp.take_probation().collect();
+                    for p in &held {
+                        self.take_media(p.header, &p.payload, p.arrival, from, false);
                     }
                 }
+                self.take_media(packet.header, packet.payload, now, from, true);
             }
             Ok(Received::Bye) => debug!(%from, "RTCP BYE from the far end"),
-            Ok(Received::Control | Received::Ignored) => {}
+            Ok(Received::Control) => self.follow_report(),
+            Ok(Received::Ignored) => {}
             Err(e) => debug!(%from, error = %e, "media datagram dropped"),
         }
+    }
+
+    /// One valid packet of the far end's: audio to the jitter buffer, telephone-events to DTMF.
+    /// `counted` is false for packets released from probation.
+    fn take_media(&mut self, header: RtpHeader, payload: &[u8], arrival: Instant, from: SocketAddr, counted: bool) {
+        let count = u64::from(counted);
+        if header.payload_type == self.payload_type {
+            self.stats.packets_received += count;
+            if self.receives {
+                self.jitter.push(header.sequence, header.timestamp, payload, arrival);
+            }
+        } else if self.events_in == Some(header.payload_type) {
+            self.stats.packets_received += count;
+            if let Err(e) = self.dtmf_in.handle_payload(header.timestamp, payload) {
+                debug!(%from, error = %e, "telephone-event dropped");
+            }
+            while let Some(event) = self.dtmf_in.poll_event() {
+                if let Some(digit) = event.digit()
+                    && self.dtmf_received.len() < MAX_DTMF_PENDING
+                {
+                    self.dtmf_received.push_back(digit);
+                }
+            }
+        }
+    }
+
+    /// Follows the far end's latest report on our stream: its fraction lost, smoothed, is the
+    /// loss the Opus encoder plans its FEC for.
+    fn follow_report(&mut self) {
+        let Some(block) = self.rtp.take_report() else { return };
+        self.stats.remote_loss_percent = Some(f64::from(block.fraction_lost) * 100.0 / 256.0);
+        let percent = self.reported_loss.on_report(block.fraction_lost);
+        if let Err(e) = self.encoder.set_packet_loss_percent(percent) {
+            debug!(error = %e, "expected loss not set");
+        }
+    }
+
+    /// The packet loss the encoder plans for now, read back from it (0 for G.711).
+    #[cfg(test)]
+    pub fn expected_loss_percent(&mut self) -> Result<u8, CodecError> {
+        self.encoder.packet_loss_percent()
     }
 
     /// The far end's audio for the frame period starting at `now`: decoded, rebuilt from FEC,
@@ -344,13 +444,17 @@ impl MediaSession {
             if let Some(frame) = self.played.get_mut(..n) {
                 frame.fill(0);
             }
+            self.stats.output_level_dbfs = SILENCE_DBFS;
             return self.played.get(..n).unwrap_or_default();
         }
         let result = match self.jitter.pop(now) {
             Playout::Nothing => Ok(0),
             Playout::Frame(payload) => self.decoder.decode(payload, &mut self.played),
             Playout::Missing { fec_from_next: Some(next) } => {
-                self.stats.fec_recovered += 1;
+                // G.711 has no FEC: its decoder conceals.
+                if self.kind == CodecKind::Opus {
+                    self.stats.fec_recovered += 1;
+                }
                 self.decoder.decode_fec(next, &mut self.played)
             }
             Playout::Missing { fec_from_next: None } | Playout::Stretch => self.decoder.conceal(&mut self.played),
@@ -363,7 +467,9 @@ impl MediaSession {
         if let Some(rest) = self.played.get_mut(written.min(n)..n) {
             rest.fill(0);
         }
-        self.played.get(..n).unwrap_or_default()
+        let frame = self.played.get(..n).unwrap_or_default();
+        self.stats.output_level_dbfs = level_dbfs(frame);
+        frame
     }
 
     /// When RTCP is next due.
@@ -391,15 +497,36 @@ impl MediaSession {
         self.rtp.stop(Some("call ended"), now, wall, out).ok()
     }
 
-    /// The counters so far.
+    /// The counters so far, the latest levels, and the call's MOS.
+    ///
+    /// The MOS is the E-model's ([`quality::mos`]) for the whole call so far: the loss heard is
+    /// what the network lost plus what came too late to play, less what FEC rebuilt, over the
+    /// packets expected; the one-way delay is half the RTCP round trip (network), plus the
+    /// jitter buffer's depth now, the frame and the codec's look-ahead. Sound-card buffers are not
+    /// counted.
     pub fn stats(&self) -> MediaStats {
         let jitter = self.jitter.stats();
         let far = self.rtp.far_stats();
+        let rtt = self.rtp.rtt();
+        let expected = far.map_or(0, |f| f.expected());
+        let lost = far.map_or(0, |f| f.lost());
+        let percent_of_expected = |n: i64| {
+            if expected == 0 { 0.0 } else { (n.max(0) as f64 * 100.0 / f64::from(expected)).min(100.0) }
+        };
+        let heard_lost = lost
+            .saturating_add(i64::try_from(jitter.late).unwrap_or(i64::MAX))
+            .saturating_sub(i64::try_from(self.stats.fec_recovered).unwrap_or(i64::MAX));
+        let one_way = rtt.unwrap_or_default() / 2 + jitter.depth + self.frame + self.impairment.lookahead;
         MediaStats {
-            lost: far.map_or(0, |f| f.lost()),
+            lost,
+            loss_percent: percent_of_expected(lost),
             jitter_ms: far.map_or(0.0, |f| f.jitter_duration().as_secs_f64() * 1000.0),
             jitter_buffer_ms: jitter.depth.as_secs_f64() * 1000.0,
             concealed: jitter.concealed,
+            rtt_ms: rtt.map(|rtt| rtt.as_secs_f64() * 1000.0),
+            mos: far
+                .filter(|f| f.is_valid())
+                .map(|_| quality::mos(one_way, percent_of_expected(heard_lost), self.impairment)),
             ..self.stats
         }
     }
@@ -458,9 +585,203 @@ mod tests {
             }
         }
         assert!(toned >= 40, "only {toned} of 50 frames carried the tone");
-        // The first packet of a new source is held on probation (RFC 3550 A.1).
-        assert_eq!(b.stats().packets_received, 49);
-        assert_eq!(a.stats().packets_sent, 50);
+        // The first packet, held while the source was on probation (RFC 3550 A.1), plays but is
+        // not counted.
+        let (sent, received) = (a.stats(), b.stats());
+        assert_eq!(received.packets_received, 49);
+        assert_eq!(sent.packets_sent, 50);
+        // No loss and a short path: about the best the narrowband E-model gives.
+        let mos = received.mos.expect("the far end's media arrived");
+        assert!(mos > 4.3 && mos <= 4.41, "MOS {mos}");
+        assert_eq!((received.loss_percent, received.rtt_ms, received.muted), (0.0, None, false));
+        // A sine of amplitude 8000 is 20·log10(8000/32768) − 3 = −15.25 dBFS.
+        assert!((sent.input_level_dbfs + 15.25).abs() < 0.1, "{sent:?}");
+        assert!((received.output_level_dbfs + 15.25).abs() < 1.5, "{received:?}");
+        assert_eq!(sent.output_level_dbfs, SILENCE_DBFS, "nothing came back to A");
+    }
+
+    #[test]
+    fn loss_lowers_the_mos_as_the_e_model_says() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let (a_addr, b_addr): (SocketAddr, SocketAddr) =
+            ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
+        let start = Instant::now();
+        let mut a = MediaSession::new(&negotiated(Codec::pcmu(), 0, b_addr), start, &mut rng).unwrap();
+        let mut b = MediaSession::new(&negotiated(Codec::pcmu(), 0, a_addr), start, &mut rng).unwrap();
+        let frame = vec![1000i16; a.frame_samples()];
+        let mut datagram = Vec::new();
+        for i in 0..500u64 {
+            let now = start + Duration::from_millis(20 * i);
+            a.send_frame(&frame, now, &mut datagram).unwrap();
+            if i % 20 != 10 {
+                b.handle_datagram(&datagram, a_addr, now);
+            }
+            b.play_frame(now);
+        }
+        let stats = b.stats();
+        assert_eq!(stats.lost, 25);
+        assert!((stats.loss_percent - 5.0).abs() < 0.1, "{stats:?}");
+        // G.711 with PLC at 5 % random loss: Ie,eff 15.8, R about 77, MOS about 3.9.
+        let mos = stats.mos.unwrap();
+        assert!(mos > 3.85 && mos < 3.93, "MOS {mos}");
+    }
+
+    /// A voice-like test signal: a 200 Hz buzz with harmonics whose level rises and falls four
+    /// times a second (the encoder's voice detector tunes out a steady tone).
+    fn syllables(frame: usize, len: usize) -> Vec<i16> {
+        (0..len)
+            .map(|i| {
+                let t = (frame * len + i) as f64 / 48_000.0;
+                let w = 2.0 * std::f64::consts::PI * 200.0 * t;
+                let buzz = w.sin() + 0.5 * (2.0 * w).sin() + 0.25 * (3.0 * w).sin();
+                let envelope = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * 4.0 * t).cos();
+                (6000.0 * buzz * envelope) as i16
+            })
+            .collect()
+    }
+
+    /// Whether an Opus packet carries in-band FEC: a fresh decoder, with no history to conceal
+    /// from, hears the frame before it only from that data.
+    fn carries_fec(payload: &[u8]) -> bool {
+        let mut decoder = CodecKind::Opus.decoder().unwrap();
+        let mut out = [0i16; 5760];
+        let n = decoder.decode_fec(payload, &mut out).unwrap();
+        proto::codec::mean_power(&out[..n]) > 1e4
+    }
+
+    #[test]
+    fn a_receiver_report_of_5_percent_loss_sets_the_opus_expected_loss_and_brings_fec() {
+        use proto::rtp::packet::RtpPacket;
+        use proto::rtp::rtcp::{ReceiverReport, ReportBlock, RtcpPacket, write_compound};
+        let mut rng = StdRng::seed_from_u64(12);
+        let (a_addr, b_addr): (SocketAddr, SocketAddr) =
+            ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
+        let start = Instant::now();
+        let mut a = MediaSession::new(&negotiated(Codec::opus(), 96, b_addr), start, &mut rng).unwrap();
+        let mut b = MediaSession::new(&negotiated(Codec::opus(), 96, a_addr), start, &mut rng).unwrap();
+        assert_eq!(a.expected_loss_percent(), Ok(EXPECTED_LOSS_PERCENT), "before any report");
+        let mut datagram = Vec::new();
+        let silence = vec![0i16; 960];
+        // Two packets each way, so each side's source is valid at the other.
+        let mut exchange = |from: &mut MediaSession, to: &mut MediaSession, from_addr: SocketAddr| {
+            let mut ssrc = 0;
+            for _ in 0..2 {
+                from.send_frame(&silence, start, &mut datagram).unwrap();
+                ssrc = RtpPacket::parse(&datagram).unwrap().header.ssrc;
+                to.handle_datagram(&datagram, from_addr, start);
+            }
+            ssrc
+        };
+        let b_ssrc = exchange(&mut b, &mut a, b_addr);
+        let a_ssrc = exchange(&mut a, &mut b, a_addr);
+        // B reports on A's stream: `fraction_lost` in 1/256.
+        let report = |a: &mut MediaSession, fraction_lost: u8| {
+            let block = ReportBlock { ssrc: a_ssrc, fraction_lost, ..ReportBlock::default() };
+            let mut rtcp = Vec::new();
+            write_compound(
+                &[RtcpPacket::ReceiverReport(ReceiverReport { ssrc: b_ssrc, reports: vec![block] })],
+                &mut rtcp,
+            )
+            .unwrap();
+            a.handle_datagram(&rtcp, b_addr, start);
+        };
+        let fec_packets = |a: &mut MediaSession, frames: std::ops::Range<usize>| {
+            let mut out = Vec::new();
+            frames
+                .filter(|&f| {
+                    a.send_frame(&syllables(f, 960), start, &mut out).unwrap();
+                    carries_fec(RtpPacket::parse(&out).unwrap().payload)
+                })
+                .count()
+        };
+        report(&mut a, 0);
+        assert_eq!(a.expected_loss_percent(), Ok(0));
+        assert_eq!(a.stats().remote_loss_percent, Some(0.0));
+        assert_eq!(fec_packets(&mut a, 0..50), 0, "no loss reported, no FEC");
+        report(&mut a, 13);
+        assert_eq!(a.expected_loss_percent(), Ok(5), "13/256 = 5.1 %");
+        assert!((a.stats().remote_loss_percent.unwrap() - 5.08).abs() < 0.01);
+        let carried = fec_packets(&mut a, 50..100);
+        assert!(carried >= 35, "only {carried} of 50 packets carried FEC after a 5 % report");
+    }
+
+    /// A sends a tone to B, muted for the middle third; B hears it as silence.
+    fn mute_silences(codec: Codec, payload_type: u8) {
+        let mut rng = StdRng::seed_from_u64(13);
+        let (a_addr, b_addr): (SocketAddr, SocketAddr) =
+            ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
+        let start = Instant::now();
+        let mut a = MediaSession::new(&negotiated(codec.clone(), payload_type, b_addr), start, &mut rng).unwrap();
+        let mut b = MediaSession::new(&negotiated(codec, payload_type, a_addr), start, &mut rng).unwrap();
+        let rate = a.sample_rate();
+        let mut tone = crate::audio::ToneGenerator::new(1000.0, rate, 8000.0);
+        let mut frame = vec![0i16; a.frame_samples()];
+        let mut datagram = Vec::new();
+        let (mut toned, mut silent) = ([0; 3], [0; 3]);
+        for i in 0..150u64 {
+            let now = start + Duration::from_millis(20 * i);
+            let phase = (i / 50) as usize;
+            if i == 50 || i == 100 {
+                a.set_muted(i == 50);
+                assert_eq!(a.stats().muted, i == 50);
+            }
+            tone.fill(&mut frame);
+            assert!(a.send_frame(&frame, now, &mut datagram).unwrap().is_some(), "muted still sends");
+            b.handle_datagram(&datagram, a_addr, now);
+            let played = b.play_frame(now);
+            toned[phase] += usize::from(is_dominated_by(played, rate, 1000.0));
+            silent[phase] += usize::from(level_dbfs(played) < -60.0);
+        }
+        assert_eq!(a.stats().packets_sent, 150);
+        assert_eq!(b.stats().packets_received, 149, "all but the one on probation");
+        // The jitter buffer's two or three frames and the codec's delay carry over each switch.
+        assert!(toned[0] >= 45 && toned[2] >= 45, "{toned:?}");
+        assert!(toned[1] <= 4 && silent[1] >= 45, "muted: {toned:?} toned, {silent:?} silent");
+        assert!(a.stats().input_level_dbfs > -16.0, "the microphone's level shows while muted");
+    }
+
+    #[test]
+    fn muted_opus_arrives_as_silence_and_unmuting_brings_the_tone_back() {
+        mute_silences(Codec::opus(), 96);
+    }
+
+    #[test]
+    fn muted_pcmu_arrives_as_silence_and_unmuting_brings_the_tone_back() {
+        mute_silences(Codec::pcmu(), 0);
+    }
+
+    #[test]
+    fn packets_reordered_on_probation_still_play_from_the_first() {
+        let mut rng = StdRng::seed_from_u64(14);
+        let (a_addr, b_addr): (SocketAddr, SocketAddr) =
+            ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
+        let start = Instant::now();
+        let mut a = MediaSession::new(&negotiated(Codec::pcmu(), 0, b_addr), start, &mut rng).unwrap();
+        let mut b = MediaSession::new(&negotiated(Codec::pcmu(), 0, a_addr), start, &mut rng).unwrap();
+        // Frame i is a constant level of 100·(i+1), so what plays says which frame it was.
+        let packets: Vec<Vec<u8>> = (0..20u64)
+            .map(|i| {
+                let mut out = Vec::new();
+                let frame = vec![100 * (i as i16 + 1); a.frame_samples()];
+                a.send_frame(&frame, start + Duration::from_millis(20 * i), &mut out).unwrap();
+                out
+            })
+            .collect();
+        // The first five arrive as 0 2 1 3 4: the source is validated only by the fifth.
+        let order = [0, 2, 1, 3, 4].into_iter().chain(5..20);
+        let mut levels = Vec::new();
+        for (tick, i) in order.enumerate() {
+            let now = start + Duration::from_millis(20 * tick as u64);
+            b.handle_datagram(&packets[i], a_addr, now);
+            let played = b.play_frame(now);
+            if played.iter().any(|s| *s != 0) {
+                levels.push(played[80]);
+            }
+        }
+        let first: Vec<i16> = levels.iter().take(5).map(|l| (l + 50) / 100 * 100).collect();
+        assert_eq!(first, [100, 200, 300, 400, 500], "{levels:?}");
+        assert_eq!(b.stats().packets_received, 16, "RFC 3550 counts start at the fifth");
+        assert_eq!(b.stats().lost, 0);
     }
 
     #[test]

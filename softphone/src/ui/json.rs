@@ -16,7 +16,12 @@ pub fn to_json(event: &UiEvent) -> String {
         UiEvent::Held { .. } => "held",
         UiEvent::Resumed { .. } => "resumed",
         UiEvent::Dtmf { .. } => "dtmf",
+        UiEvent::Referred { .. } => "referred",
+        UiEvent::TransferProgress { .. } => "transfer_progress",
+        UiEvent::TransferFailed { .. } => "transfer_failed",
         UiEvent::Stats(_) => "stats",
+        UiEvent::OnsetSent { .. } => "onset_sent",
+        UiEvent::OnsetPlayed { .. } => "onset_played",
         UiEvent::HungUp { .. } => "hung_up",
         UiEvent::Unregistered => "unregistered",
     });
@@ -39,7 +44,12 @@ pub fn to_json(event: &UiEvent) -> String {
             o.string("digit", digit.encode_utf8(&mut [0; 4]));
             o.string("via", via);
         }
+        UiEvent::Referred { target } => o.string("target", target),
+        UiEvent::TransferProgress { status } | UiEvent::TransferFailed { status } => {
+            o.raw("status", &status.to_string())
+        }
         UiEvent::Stats(stats) => stats_fields(&mut o, stats),
+        UiEvent::OnsetSent { unix_us } | UiEvent::OnsetPlayed { unix_us } => o.raw("unix_us", &unix_us.to_string()),
         UiEvent::HungUp { reason, status, stats } => {
             o.string("reason", reason);
             if let Some(status) = status {
@@ -60,10 +70,23 @@ fn stats_fields(o: &mut Object, s: &MediaStats) {
     o.raw("packets_sent", &s.packets_sent.to_string());
     o.raw("packets_received", &s.packets_received.to_string());
     o.raw("lost", &s.lost.to_string());
+    o.raw("loss_percent", &format!("{:.2}", s.loss_percent));
+    if let Some(remote) = s.remote_loss_percent {
+        o.raw("remote_loss_percent", &format!("{remote:.2}"));
+    }
     o.raw("jitter_ms", &format!("{:.2}", s.jitter_ms));
     o.raw("jitter_buffer_ms", &format!("{:.1}", s.jitter_buffer_ms));
     o.raw("concealed", &s.concealed.to_string());
     o.raw("fec_recovered", &s.fec_recovered.to_string());
+    if let Some(rtt) = s.rtt_ms {
+        o.raw("rtt_ms", &format!("{rtt:.1}"));
+    }
+    if let Some(mos) = s.mos {
+        o.raw("mos", &format!("{mos:.2}"));
+    }
+    o.raw("input_level_dbfs", &format!("{:.1}", s.input_level_dbfs));
+    o.raw("output_level_dbfs", &format!("{:.1}", s.output_level_dbfs));
+    o.raw("muted", if s.muted { "true" } else { "false" });
 }
 
 /// A JSON object being written.
@@ -142,9 +165,57 @@ mod tests {
     }
 
     #[test]
+    fn transfer_events_carry_the_target_and_the_sipfrag_status() {
+        let referred = UiEvent::Referred { target: "sip:1003@voip.test".into() };
+        assert_eq!(to_json(&referred), r#"{"event":"referred","target":"sip:1003@voip.test"}"#);
+        let progress = UiEvent::TransferProgress { status: 200 };
+        assert_eq!(to_json(&progress), r#"{"event":"transfer_progress","status":200}"#);
+        let failed = UiEvent::TransferFailed { status: 486 };
+        assert_eq!(to_json(&failed), r#"{"event":"transfer_failed","status":486}"#);
+    }
+
+    #[test]
+    fn onsets_carry_their_realtime_instant() {
+        let e = UiEvent::OnsetPlayed { unix_us: 1_764_000_000_123_456 };
+        assert_eq!(to_json(&e), r#"{"event":"onset_played","unix_us":1764000000123456}"#);
+    }
+
+    #[test]
     fn strings_are_escaped() {
         let e = UiEvent::Incoming { from: "\"Bob\" <sip:b@x>\n".into() };
         assert_eq!(to_json(&e), r#"{"event":"incoming","from":"\"Bob\" <sip:b@x>\n"}"#);
+    }
+
+    #[test]
+    fn stats_carry_quality_levels_and_mute_and_leave_out_what_is_unknown() {
+        let stats = MediaStats {
+            packets_sent: 50,
+            packets_received: 49,
+            lost: 1,
+            loss_percent: 2.0,
+            remote_loss_percent: Some(5.078125),
+            jitter_ms: 1.234,
+            jitter_buffer_ms: 40.0,
+            concealed: 2,
+            fec_recovered: 1,
+            rtt_ms: Some(80.25),
+            mos: Some(4.3891),
+            input_level_dbfs: -15.25,
+            output_level_dbfs: -96.0,
+            muted: true,
+        };
+        assert_eq!(
+            to_json(&UiEvent::Stats(stats)),
+            concat!(
+                r#"{"event":"stats","packets_sent":50,"packets_received":49,"lost":1,"loss_percent":2.00,"#,
+                r#""remote_loss_percent":5.08,"jitter_ms":1.23,"jitter_buffer_ms":40.0,"concealed":2,"#,
+                r#""fec_recovered":1,"rtt_ms":80.2,"mos":4.39,"input_level_dbfs":-15.2,"#,
+                r#""output_level_dbfs":-96.0,"muted":true}"#
+            )
+        );
+        let early = to_json(&UiEvent::Stats(MediaStats::default()));
+        assert!(!early.contains("rtt_ms") && !early.contains("mos") && !early.contains("remote_loss"), "{early}");
+        assert!(early.ends_with(r#""input_level_dbfs":-96.0,"output_level_dbfs":-96.0,"muted":false}"#), "{early}");
     }
 
     #[test]

@@ -57,8 +57,34 @@ pub enum UiEvent {
         /// How it came: `rtp` (RFC 4733 events) or `info` (SIP INFO).
         via: String,
     },
+    /// We accepted a transfer (REFER) and are calling its target.
+    Referred {
+        /// The target.
+        target: String,
+    },
+    /// A transfer moved on: the sipfrag status sent or received (100, then 200 on success).
+    TransferProgress {
+        /// The status.
+        status: u16,
+    },
+    /// A transfer failed; the call stays up.
+    TransferFailed {
+        /// The final status that ended it.
+        status: u16,
+    },
     /// Media counters, every second of a call.
     Stats(MediaStats),
+    /// A `pulse:` burst's first sample entered the encoder.
+    OnsetSent {
+        /// When, in microseconds since the Unix epoch (the realtime clock, so that phones on
+        /// one host compare).
+        unix_us: u64,
+    },
+    /// The first sample of a burst in the far end's audio left the jitter buffer, decoded.
+    OnsetPlayed {
+        /// When, in microseconds since the Unix epoch.
+        unix_us: u64,
+    },
     /// The call ended.
     HungUp {
         /// Why, as a short token (`local`, `remote`, `rejected`, `timeout`, `cancelled`, …).
@@ -91,7 +117,7 @@ impl Ui {
             // A closed stdout only loses the display, never the call.
             let _ = writeln!(out, "{}", to_json(event));
             let _ = out.flush();
-        } else if !matches!(event, UiEvent::Stats(_)) {
+        } else if !matches!(event, UiEvent::Stats(_) | UiEvent::OnsetSent { .. } | UiEvent::OnsetPlayed { .. }) {
             eprintln!("softphone: {}", to_json(event));
         }
     }

@@ -1,0 +1,138 @@
+//! The proxy through the call flows that go wrong or change midway, driven by SIPp on
+//! both sides: a busy callee (486), one that never answers (Timer B → 408), a caller
+//! that gives up while it rings (CANCEL → 487), a callee that re-INVITEs (hold), and
+//! requests written in compact and unusual but legal form.
+//!
+//! The callee side is `uas.xml` with an out-of-call scenario that makes its own checks
+//! (`uas_*.xml`); it fails unless every check held. The caller side fails on any
+//! unexpected response.
+
+use voip_tests::flows::{self, Target};
+use voip_tests::{Peer, Registrar, RegistrarConfig, peers_ready, temp_dir};
+
+const DOMAIN: &str = "voip.test";
+
+fn registrar(config_file: Option<std::path::PathBuf>) -> Registrar {
+    let mut config = RegistrarConfig::new(DOMAIN).user("1001", "pw1001").user("1002", "pw1002").sip_trace();
+    config.config_file = config_file;
+    Registrar::start(config).unwrap_or_else(|error| panic!("start the registrar: {error}"))
+}
+
+fn target(registrar: &Registrar) -> Target {
+    Target::new(registrar.addr(), registrar.domain())
+}
+
+/// The request lines of `method` in the registrar's SIP trace.
+fn traced(registrar: &Registrar, method: &str) -> usize {
+    registrar.log().lines().filter(|line| line.contains(&format!("{method} sip:"))).count()
+}
+
+/// 1001 calls 1002 through the proxy with the caller scenario `caller`, while 1002 answers
+/// with `handler` (and `globals`); both sides must pass.
+fn run_call(registrar: &Registrar, caller: &str, handler: &str, globals: &[(&str, &str)]) {
+    let target = target(registrar);
+    let callee = flows::spawn_callee(&target, "1002", "pw1002", handler, globals)
+        .unwrap_or_else(|error| panic!("start the callee: {error}"));
+    let caller = flows::call_with(&target, caller, "1001", "pw1001", "1002")
+        .unwrap_or_else(|error| panic!("run the caller: {error}"));
+    let callee = callee.wait().unwrap_or_else(|error| panic!("the callee: {error}"));
+    assert!(
+        caller.passed(1) && callee.passed(1),
+        "caller: {}\n\ncallee: {}\n{}",
+        caller.report(),
+        callee.report(),
+        registrar.log_tail(80)
+    );
+}
+
+/// 1001 calls 1002 with `uac_expect.xml` and must get `code`, while 1002 answers with
+/// `handler`.
+fn run_refused_call(registrar: &Registrar, handler: &str, globals: &[(&str, &str)], code: u16) {
+    let target = target(registrar);
+    let callee = flows::spawn_callee(&target, "1002", "pw1002", handler, globals)
+        .unwrap_or_else(|error| panic!("start the callee: {error}"));
+    let caller = flows::call_expecting(&target, "1001", "pw1001", "1002", code)
+        .unwrap_or_else(|error| panic!("run the caller: {error}"));
+    let callee = callee.wait().unwrap_or_else(|error| panic!("the callee: {error}"));
+    assert!(
+        caller.passed(1) && callee.passed(1),
+        "caller: {}\n\ncallee: {}\n{}",
+        caller.report(),
+        callee.report(),
+        registrar.log_tail(80)
+    );
+}
+
+#[test]
+fn busy_callee_gets_its_486_relayed_and_acknowledged_hop_by_hop() {
+    if !peers_ready(&[Peer::Sipp]) {
+        return;
+    }
+    let registrar = registrar(None);
+    run_refused_call(&registrar, "uas_busy.xml", &[], 486);
+}
+
+#[test]
+fn callee_that_never_answers_times_out_with_408_and_no_cancel() {
+    if !peers_ready(&[Peer::Sipp]) {
+        return;
+    }
+    // T1 = 100 ms makes the proxy's Timer B (64·T1) 6.4 s instead of 32 s.
+    let dir = temp_dir("registrar-timers-").unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("registrar.toml");
+    std::fs::write(&file, "[timers]\nt1_ms = 100\n").unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
+    let registrar = registrar(Some(file));
+    run_refused_call(&registrar, "uas_silent.xml", &[("silence_ms", "9000")], 408);
+    // The proxy retransmitted the INVITE to the silent phone (Timer A) before giving up, and sent
+    // no CANCEL: nothing provisional came back (RFC 3261 §9.1).
+    let invites_out = registrar.log().lines().filter(|line| line.contains("INVITE sip:1002@127.0.0.1")).count();
+    assert!(invites_out >= 3, "expected the INVITE retransmitted, saw {invites_out}\n{}", registrar.log_tail(80));
+    assert_eq!(traced(&registrar, "CANCEL"), 0, "{}", registrar.log_tail(80));
+}
+
+#[test]
+fn caller_cancels_while_ringing_and_gets_487_through_the_proxy() {
+    if !peers_ready(&[Peer::Sipp]) {
+        return;
+    }
+    let registrar = registrar(None);
+    run_call(&registrar, "uac_cancel.xml", "uas_ring_cancel.xml", &[]);
+    // One CANCEL from the caller, one of the proxy's own towards the phone.
+    assert_eq!(traced(&registrar, "CANCEL"), 2, "{}", registrar.log_tail(80));
+}
+
+#[test]
+fn callee_re_invite_for_hold_is_routed_through_the_proxy_both_ways() {
+    if !peers_ready(&[Peer::Sipp]) {
+        return;
+    }
+    let registrar = registrar(None);
+    run_call(&registrar, "uac_reinvited.xml", "uas_reinvite.xml", &[]);
+    // The initial INVITE twice (challenged, then with credentials), in and out, and the
+    // re-INVITE in and out.
+    assert!(traced(&registrar, "INVITE") >= 5, "{}", registrar.log_tail(120));
+}
+
+#[test]
+fn compact_and_unusually_formatted_register_succeeds() {
+    if !peers_ready(&[Peer::Sipp]) {
+        return;
+    }
+    let registrar = registrar(None);
+    let outcome = target(&registrar)
+        .sipp("register_compact.xml")
+        .account("1001", "pw1001")
+        .auth_uri(DOMAIN)
+        .run()
+        .unwrap_or_else(|error| panic!("run SIPp: {error}"));
+    assert!(outcome.passed(1), "{}\n{}", outcome.report(), registrar.log_tail(40));
+}
+
+#[test]
+fn compact_and_unusually_formatted_call_goes_through_the_proxy() {
+    if !peers_ready(&[Peer::Sipp]) {
+        return;
+    }
+    let registrar = registrar(None);
+    run_call(&registrar, "uac_compact.xml", "uas_answer.xml", &[]);
+}
