@@ -319,7 +319,7 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
-            algorithms: vec![DigestAlgorithm::Md5, DigestAlgorithm::Sha256],
+            algorithms: vec![DigestAlgorithm::Md5],
             nonce_lifetime_secs: 300,
             max_failures: 10,
             failure_window_secs: 60,

@@ -100,6 +100,10 @@ pub struct Cli {
     /// Log every SIP message sent and received on stderr.
     #[arg(long)]
     pub sip_trace: bool,
+    /// The interactive terminal UI; the default when stdout is a terminal and neither --dial,
+    /// --auto-answer nor --events json is given.
+    #[arg(long)]
+    pub tui: bool,
     /// Transfer the connected call (blind, by REFER) to this extension or `sip:` URI.
     #[arg(long, value_name = "TARGET")]
     pub transfer: Option<String>,
@@ -260,6 +264,8 @@ pub struct Config {
     pub telephone_event: bool,
     /// Log every SIP message.
     pub sip_trace: bool,
+    /// `--tui` was given.
+    pub tui: bool,
     /// Whom to transfer the call to.
     pub transfer: Option<DialTarget>,
     /// Transfer this long after answer.
@@ -350,8 +356,15 @@ impl Config {
             sip_trace: cli.sip_trace || file.sip_trace,
             transfer,
             transfer_at: seconds(cli.transfer_at, "--transfer-at")?.unwrap_or_default(),
+            tui: cli.tui,
             pcap: cli.pcap.or(file.pcap),
         })
+    }
+
+    /// Whether to run the interactive terminal UI: asked for, or stdout is a terminal and
+    /// nothing scripted was asked for.
+    pub fn interactive(&self, stdout_is_terminal: bool) -> bool {
+        self.tui || (stdout_is_terminal && self.dial.is_none() && !self.auto_answer && !self.json_events)
     }
 }
 
@@ -506,6 +519,20 @@ mod tests {
     #[test]
     fn list_devices_needs_no_user() {
         assert!(Cli::try_parse_from(["softphone", "--list-devices"]).unwrap().list_devices);
+    }
+
+    #[test]
+    fn interactive_on_a_terminal_unless_a_script_is_given_or_always_with_tui() {
+        let config = |args: &[&str]| {
+            let cli = Cli::try_parse_from(["softphone", "--user", "1001"].iter().chain(args)).unwrap();
+            Config::from_cli(cli).unwrap()
+        };
+        assert!(config(&[]).interactive(true));
+        assert!(!config(&[]).interactive(false), "not when stdout is a pipe or a file");
+        assert!(!config(&["--dial", "sip:1002@127.0.0.1"]).interactive(true));
+        assert!(!config(&["--auto-answer"]).interactive(true));
+        assert!(!config(&["--events", "json"]).interactive(true));
+        assert!(config(&["--tui"]).interactive(false));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The softphone: a SIP phone that registers, places or answers a call, and plays and records
-//! its audio. Scripted mode (`--dial`, `--auto-answer`, tones and WAV files) for tests and
-//! automation.
+//! its audio. Interactive on a terminal (a full-screen UI taking typed commands, [`ui::tui`]);
+//! scripted mode (`--dial`, `--auto-answer`, tones and WAV files) for tests and automation.
 //!
 //! Layout: [`config`] (the command line) → [`agent`] (the sans-IO user agent: registration,
 //! calls) → [`media`] (RTP, jitter buffer, codecs for one call) → [`audio`] (sound devices,
@@ -20,6 +20,7 @@ mod media;
 mod shell;
 mod ui;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -43,10 +44,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let default_filter = if config.sip_trace { "warn,sip=trace" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let interactive = config.interactive(std::io::stdout().is_terminal());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if config.sip_trace { "warn,sip=trace" } else { "warn" })
+    });
+    let log_lines = if interactive {
+        // The screen owns the terminal: log lines go to its event log.
+        let (writer, lines) = ui::tui::log_writer();
+        tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(move || writer.clone()).init();
+        Some(lines)
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+        None
+    };
     match audio::settle_devices(&mut config) {
         Ok(None) => {}
         Ok(Some(notice)) => eprintln!("softphone: {notice}"),
@@ -62,7 +72,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(shell::run(config)) {
+    match runtime.block_on(shell::run(config, log_lines)) {
         Ok(outcome) => ExitCode::from(outcome.exit_code()),
         Err(e) => {
             eprintln!("softphone: {e:#}");

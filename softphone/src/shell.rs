@@ -1,10 +1,13 @@
 //! The tokio shell: the SIP transports, the RTP/RTCP socket pair and a paced 20 ms clock around
-//! the sans-IO [`UserAgent`] and [`MediaSession`]. It decides nothing about SIP or RTP; it runs
-//! the script (`--dial`, `--auto-answer`, `--duration`, `--hangup-after`, `--cancel-after`, `--hold-at`,
-//! `--resume-at`, `--mute-at`, `--unmute-at`, `--dtmf` at `--dtmf-at`, `--transfer` at
-//! `--transfer-at`) and shows events. While a call is being set up it plays the ring (incoming,
-//! unless auto-answering) or the ringback (after 180) on the output.
+//! the sans-IO [`UserAgent`] and [`MediaSession`]. It decides nothing about SIP or RTP. One loop
+//! serves both modes: [`Command`]s come from the script's timers (`--dial`, `--duration`,
+//! `--hangup-after`, `--cancel-after`, `--hold-at`, `--resume-at`, `--mute-at`, `--unmute-at`,
+//! `--dtmf` at `--dtmf-at`, `--transfer` at `--transfer-at`) or from the keys typed on the
+//! interactive screen, and [`execute`] carries them out alike.
+//! While a call is being set up it plays the ring (incoming, unless auto-answering) or the
+//! ringback (after 180) on the output.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::time::{Duration, Instant};
 
@@ -15,14 +18,17 @@ use proto::sdp::{Codec, LocalMedia};
 use proto::sip::{Host, Transport, Uri};
 use proto::transaction::{Target, TimerConfig};
 use rand::Rng;
+use ratatui::crossterm::event::KeyEvent;
 use tokio::net::UdpSocket;
 use tokio::time::{Interval, MissedTickBehavior};
 use tracing::{info, warn};
 
-use crate::agent::{Event, HangupReason, Settings, UserAgent};
+use crate::agent::{CommandError, Event, HangupReason, Settings, UserAgent};
 use crate::audio::{OnsetDetector, Ringer, Sink, Source, TONE_AMPLITUDE};
 use crate::config::{AudioIn, Config, DialTarget};
 use crate::media::MediaSession;
+use crate::ui::tui::command::MuteChange;
+use crate::ui::tui::{Command, Tui, TuiState, read_keys};
 use crate::ui::{Ui, UiEvent};
 
 /// How long the way out may take: hanging up and unregistering.
@@ -31,6 +37,8 @@ const SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
 const REGISTER_EXPIRES: u32 = 300;
 /// Tries at finding a free even/odd port pair for RTP and RTCP.
 const RTP_PORT_ATTEMPTS: usize = 64;
+/// How often the interactive screen is redrawn (call time, meters, blinking).
+const REDRAW: Duration = Duration::from_millis(200);
 
 /// How the run went, for the exit status.
 #[derive(Debug, Default, Clone)]
@@ -43,14 +51,18 @@ pub struct Outcome {
     call_completed: bool,
     /// `--cancel-after` gave up on the dialled call and the far end confirmed it (487).
     cancelled_as_asked: bool,
+    /// The person at the screen ran the phone: leaving it is success.
+    interactive: bool,
 }
 
 impl Outcome {
-    /// 0 when the script happened as asked (a call completed, or cancelled by `--cancel-after`),
-    /// 1 when the call did not, 3 when registration failed.
+    /// 0 when the script happened as asked (a call completed, or cancelled by `--cancel-after`)
+    /// or the interactive phone was left, 1 when the call did not, 3 when registration failed.
     pub fn exit_code(&self) -> u8 {
         if self.registration_failed {
             3
+        } else if self.interactive {
+            0
         } else if self.dialled || self.auto_answer {
             if self.call_completed || self.cancelled_as_asked { 0 } else { 1 }
         } else if self.registered {
@@ -68,6 +80,8 @@ struct ActiveMedia {
     sink: Sink,
     frame: Vec<i16>,
     tick: Interval,
+    /// The user muted our audio.
+    muted: bool,
     /// With `--audio-in pulse:`, finds the bursts in the far end's audio.
     onsets: Option<OnsetDetector>,
 }
@@ -105,8 +119,9 @@ impl Ringing {
     }
 }
 
-/// Runs the phone until the script is done or it is interrupted.
-pub async fn run(config: Config) -> anyhow::Result<Outcome> {
+/// Runs the phone until the script is done, the user quits, or it is interrupted. With
+/// `screen`, the interactive screen takes over the terminal and shows the log lines sent there.
+pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String>>) -> anyhow::Result<Outcome> {
     let registrar = match &config.registrar {
         Some(hp) => Some(
             tokio::net::lookup_host((hp.host.as_str(), hp.port))
@@ -154,21 +169,31 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
         timers: TimerConfig::default(),
     };
     let mut agent = UserAgent::new(settings, rand::random());
-    let ui = Ui::new(config.json_events);
-    let mut outcome = Outcome { dialled: config.dial.is_some(), auto_answer: config.auto_answer, ..Outcome::default() };
-    let dial_target = config.dial.as_ref().map(|t| target_uri(t, &agent));
-
     let start = Instant::now();
+    let (mut ui, mut keys) = match screen {
+        Some(log_lines) => {
+            let registrar = config.registrar.as_ref().map(|r| format!("{}:{}", r.host, r.port));
+            let state = TuiState::new(agent.aor().to_string(), registrar, start);
+            let tui = Tui::start(state, Some(log_lines)).context("cannot take over the terminal")?;
+            (Ui::interactive(tui), Some(read_keys()))
+        }
+        None => (Ui::new(config.json_events), None),
+    };
+    let interactive = ui.is_interactive();
+    let mut outcome =
+        Outcome { dialled: config.dial.is_some(), auto_answer: config.auto_answer, interactive, ..Outcome::default() };
+
     let mut rng = rand::rng();
-    let mut dial_pending = dial_target.is_some();
+    // What to do next, from the script or the keyboard.
+    let mut commands = VecDeque::new();
+    let mut dial_pending = config.dial.clone();
     if registrar.is_some() {
         agent.register(start)?;
-    } else if let Some(target) = &dial_target {
-        agent.dial(target, start)?;
-        dial_pending = false;
+    } else if let Some(target) = dial_pending.take() {
+        commands.push_back(Command::Dial(target));
     }
     // When `--cancel-after` gives up on the unanswered call, and whether it has.
-    let mut cancel_at = if dial_pending { None } else { config.cancel_after.and_then(|d| start.checked_add(d)) };
+    let mut cancel_at = None;
     let mut cancel_sent = false;
     let mut end_at = config.duration.and_then(|d| start.checked_add(d));
     let mut hangup_at: Option<Instant> = None;
@@ -176,15 +201,36 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
     let mut shutdown_at: Option<Instant> = None;
     let mut media: Option<ActiveMedia> = None;
     let mut ringing: Option<Ringing> = None;
+    // The media is that of a call we are being transferred from, until the new call's takes over.
+    let mut media_of_old_leg = false;
     let mut stats_tick =
         tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(1), Duration::from_secs(1));
     let (mut rtp_buf, mut rtcp_buf) = (vec![0u8; 2048], vec![0u8; 2048]);
     let mut out = Vec::with_capacity(1500);
     let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut redraw = tokio::time::interval(REDRAW);
 
     loop {
         let now = Instant::now();
+        while let Some(command) = commands.pop_front() {
+            if command == Command::Quit {
+                shutdown_at.get_or_insert_with(|| begin_shutdown(&mut agent, now));
+                continue;
+            }
+            match execute(&command, &config, &mut agent, media.as_mut(), &mut ui, now) {
+                Ok(()) if matches!(command, Command::Dial(_)) => {
+                    cancel_at = config.cancel_after.and_then(|d| now.checked_add(d));
+                }
+                Ok(()) => {}
+                Err(why) => {
+                    ui.refused(&command, &why);
+                    if !interactive && matches!(command, Command::Dial(_)) {
+                        shutdown_at.get_or_insert_with(|| begin_shutdown(&mut agent, now));
+                    }
+                }
+            }
+        }
         while let Some(event) = agent.poll_event() {
             if matches!(event, Event::Answered { .. } | Event::HungUp { .. }) {
                 Ringing::stop(&mut ringing);
@@ -193,21 +239,16 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                 Event::Registered { expires } => {
                     outcome.registered = true;
                     ui.show(&UiEvent::Registered { aor: agent.aor().to_string(), expires });
-                    if dial_pending && let Some(target) = &dial_target {
-                        dial_pending = false;
-                        match agent.dial(target, now) {
-                            Ok(()) => cancel_at = config.cancel_after.and_then(|d| now.checked_add(d)),
-                            Err(e) => {
-                                warn!(error = %e, "cannot dial");
-                                shutdown_at.get_or_insert_with(|| begin_shutdown(&mut agent, now));
-                            }
-                        }
+                    if let Some(target) = dial_pending.take() {
+                        commands.push_back(Command::Dial(target));
                     }
                 }
                 Event::RegistrationFailed { status, reason } => {
                     outcome.registration_failed = true;
                     ui.show(&UiEvent::RegistrationFailed { status, reason });
-                    shutdown_at.get_or_insert_with(|| begin_shutdown(&mut agent, now));
+                    if !interactive {
+                        shutdown_at.get_or_insert_with(|| begin_shutdown(&mut agent, now));
+                    }
                 }
                 Event::Unregistered => ui.show(&UiEvent::Unregistered),
                 Event::Incoming { from } => {
@@ -232,6 +273,7 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                                 remote_rtp: negotiated.remote_rtp.to_string(),
                             });
                             media = Some(m);
+                            media_of_old_leg = false;
                             cancel_at = None;
                             hangup_at = config.hangup_after.and_then(|d| now.checked_add(d));
                             script = Script::after_answer(&config, now);
@@ -250,9 +292,29 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                 Event::Held { by } => ui.show(&UiEvent::Held { by: by.as_str().to_owned() }),
                 Event::Resumed { by } => ui.show(&UiEvent::Resumed { by: by.as_str().to_owned() }),
                 Event::DtmfInfo { digit } => ui.show(&UiEvent::Dtmf { digit, via: "info".to_owned() }),
-                Event::Referred { target } => ui.show(&UiEvent::Referred { target }),
+                Event::Referred { target } => {
+                    media_of_old_leg = media.is_some();
+                    ui.show(&UiEvent::Referred { target });
+                }
                 Event::TransferProgress { status } => ui.show(&UiEvent::TransferProgress { status }),
-                Event::TransferFailed { status } => ui.show(&UiEvent::TransferFailed { status }),
+                Event::TransferFailed { status } => {
+                    media_of_old_leg = false;
+                    ui.show(&UiEvent::TransferFailed { status });
+                }
+                Event::OldLegHungUp { reason } => {
+                    // Its media stops at once; the source and recording wait for the new call's.
+                    let stats = match media.as_mut().filter(|_| media_of_old_leg) {
+                        Some(m) => {
+                            if let Some(dest) = m.session.stop(now, &mut out) {
+                                send(&rtcp, &capture, &out, dest).await;
+                            }
+                            Some(m.session.stats())
+                        }
+                        None => None,
+                    };
+                    outcome.call_completed |= stats.is_some() && reason.is_normal();
+                    show_hangup(&mut ui, &reason, stats);
+                }
                 Event::HungUp { reason } => {
                     script = Script::default();
                     let stats = media.take().map(|m| stop_media(m, now, &rtcp, &capture, &mut out));
@@ -260,15 +322,20 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                         Some(fut) => Some(fut.await),
                         None => None,
                     };
+                    // The media of a call we were transferred from is not this call's.
+                    let stats = if std::mem::take(&mut media_of_old_leg) { None } else { stats };
                     outcome.call_completed |= stats.is_some() && reason.is_normal();
                     outcome.cancelled_as_asked |= cancel_sent && reason == HangupReason::Cancelled;
                     cancel_at = None;
-                    show_hangup(&ui, &reason, stats);
-                    if outcome.dialled || outcome.auto_answer {
+                    show_hangup(&mut ui, &reason, stats);
+                    if !interactive && (outcome.dialled || outcome.auto_answer) {
                         shutdown_at.get_or_insert_with(|| begin_shutdown(&mut agent, now));
                     }
                 }
             }
+        }
+        if !commands.is_empty() {
+            continue;
         }
         while let Some(t) = agent.poll_transmit() {
             if config.sip_trace {
@@ -326,6 +393,7 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                         Err(e) => warn!(error = %e, "frame not encoded"),
                     }
                     let played = m.session.play_frame(now);
+                    ui.on_audio(&m.frame, played);
                     if let Some(at) = m.onsets.as_mut().and_then(|d| d.process(played)) {
                         ui.show(&UiEvent::OnsetPlayed { unix_us: unix_us_at(at, rate) });
                     }
@@ -360,20 +428,26 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
                 {
                     send(&rtcp, &capture, &out, dest).await;
                 }
-                script.run(&config, &mut agent, media.as_mut().map(|m| &mut m.session), now);
-                if hangup_at.is_some_and(|at| at <= now) {
-                    hangup_at = None;
-                    let _ = agent.hangup(now);
+                script.due(&config, now, &mut commands);
+                if hangup_at.take_if(|at| *at <= now).is_some() {
+                    commands.push_back(Command::Hangup);
                 }
-                if cancel_at.is_some_and(|at| at <= now) {
-                    cancel_at = None;
-                    cancel_sent = agent.hangup(now).is_ok();
+                if cancel_at.take_if(|at| *at <= now).is_some() {
+                    cancel_sent = true;
+                    commands.push_back(Command::Hangup);
                 }
-                if end_at.is_some_and(|at| at <= now) {
-                    end_at = None;
-                    shutdown_at.get_or_insert_with(|| begin_shutdown(&mut agent, now));
+                if end_at.take_if(|at| *at <= now).is_some() {
+                    commands.push_back(Command::Quit);
                 }
             }
+            key = next_key(&mut keys) => match key {
+                Some(key) => {
+                    commands.extend(ui.on_key(key));
+                    ui.draw();
+                }
+                None => keys = None,
+            },
+            _ = redraw.tick(), if interactive => ui.draw(),
             _ = &mut interrupt, if shutdown_at.is_none() => {
                 info!("interrupted; hanging up");
                 shutdown_at = Some(begin_shutdown(&mut agent, Instant::now()));
@@ -387,7 +461,7 @@ pub async fn run(config: Config) -> anyhow::Result<Outcome> {
     Ringing::stop(&mut ringing);
     if let Some(m) = media.take() {
         let stats = stop_media(m, Instant::now(), &rtcp, &capture, &mut out).await;
-        show_hangup(&ui, &HangupReason::Local, Some(stats));
+        show_hangup(&mut ui, &HangupReason::Local, Some(stats));
     }
     // Give the last datagrams (ACK, 200 to BYE) a moment to leave before the sockets close.
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -426,42 +500,28 @@ impl Script {
             .min()
     }
 
-    /// Does what is due at `now`: hold, resume, mute, unmute, DTMF (as RTP events when the far
-    /// end takes them, else by SIP INFO), transfer.
-    fn run(&mut self, config: &Config, agent: &mut UserAgent, mut media: Option<&mut MediaSession>, now: Instant) {
+    /// Queues what is due at `now`: hold, resume, mute, unmute, DTMF, transfer.
+    fn due(&mut self, config: &Config, now: Instant, commands: &mut VecDeque<Command>) {
         let due = |at: &mut Option<Instant>| at.take_if(|at| *at <= now).is_some();
-        for (at, muted) in [(&mut self.mute_at, true), (&mut self.unmute_at, false)] {
-            if due(at)
-                && let Some(m) = media.as_deref_mut()
-            {
-                m.set_muted(muted);
-            }
+        if due(&mut self.mute_at) {
+            commands.push_back(Command::Mute(MuteChange::On));
         }
-        if due(&mut self.hold_at)
-            && let Err(e) = agent.hold(now)
-        {
-            warn!(error = %e, "cannot hold");
+        if due(&mut self.unmute_at) {
+            commands.push_back(Command::Mute(MuteChange::Off));
         }
-        if due(&mut self.resume_at)
-            && let Err(e) = agent.resume(now)
-        {
-            warn!(error = %e, "cannot resume");
+        if due(&mut self.hold_at) {
+            commands.push_back(Command::Hold);
+        }
+        if due(&mut self.resume_at) {
+            commands.push_back(Command::Resume);
         }
         if due(&mut self.dtmf_at) {
-            match media {
-                Some(m) if m.can_send_dtmf() => m.send_dtmf(&config.dtmf),
-                _ => {
-                    if let Err(e) = agent.send_dtmf_info(&config.dtmf, now) {
-                        warn!(error = %e, "cannot send DTMF");
-                    }
-                }
-            }
+            commands.push_back(Command::Dtmf(config.dtmf.clone()));
         }
         if due(&mut self.transfer_at)
             && let Some(target) = &config.transfer
-            && let Err(e) = agent.transfer(&target_uri(target, agent), now)
         {
-            warn!(error = %e, "cannot transfer");
+            commands.push_back(Command::Transfer(target.clone()));
         }
     }
 }
@@ -474,7 +534,62 @@ fn target_uri(target: &DialTarget, agent: &UserAgent) -> Uri {
     }
 }
 
-fn show_hangup(ui: &Ui, reason: &HangupReason, stats: Option<crate::media::MediaStats>) {
+/// Carries out one command, from the script or the keyboard; [`Command::Quit`] is the loop's.
+/// The error says why it could not be done.
+fn execute(
+    command: &Command,
+    config: &Config,
+    agent: &mut UserAgent,
+    media: Option<&mut ActiveMedia>,
+    ui: &mut Ui,
+    now: Instant,
+) -> Result<(), String> {
+    let refused = |e: CommandError| e.to_string();
+    match command {
+        Command::Dial(target) => {
+            if let DialTarget::Extension(ext) = target
+                && config.registrar.is_none()
+            {
+                return Err(format!("extension {ext} needs a registrar (--registrar): dial a sip: URI instead"));
+            }
+            let uri = target_uri(target, agent);
+            agent.dial(&uri, now).map_err(refused)?;
+            ui.show(&UiEvent::Dialling { target: uri.to_string() });
+        }
+        Command::Answer => agent.answer(now).map_err(refused)?,
+        Command::Reject => agent.reject(now).map_err(refused)?,
+        Command::Hangup => agent.hangup(now).map_err(refused)?,
+        Command::Hold => agent.hold(now).map_err(refused)?,
+        Command::Resume => agent.resume(now).map_err(refused)?,
+        Command::Mute(change) => {
+            let m = media.ok_or("there is no connected call to mute")?;
+            m.muted = match change {
+                MuteChange::On => true,
+                MuteChange::Off => false,
+                MuteChange::Toggle => !m.muted,
+            };
+            m.session.set_muted(m.muted);
+            ui.show(&UiEvent::Muted { muted: m.muted });
+        }
+        // As RTP events when the far end takes them, else by SIP INFO.
+        Command::Dtmf(digits) => match media {
+            Some(m) if m.session.can_send_dtmf() => m.session.send_dtmf(digits),
+            _ => agent.send_dtmf_info(digits, now).map_err(refused)?,
+        },
+        Command::Transfer(target) => {
+            if let DialTarget::Extension(ext) = target
+                && config.registrar.is_none()
+            {
+                return Err(format!("extension {ext} needs a registrar (--registrar): give a sip: URI instead"));
+            }
+            agent.transfer(&target_uri(target, agent), now).map_err(refused)?;
+        }
+        Command::Help | Command::Quit => {}
+    }
+    Ok(())
+}
+
+fn show_hangup(ui: &mut Ui, reason: &HangupReason, stats: Option<crate::media::MediaStats>) {
     ui.show(&UiEvent::HungUp { reason: reason.as_str().to_owned(), status: reason.status(), stats });
 }
 
@@ -504,6 +619,7 @@ fn start_media<R: rand::RngCore>(
         sink,
         tick: frame_clock(frame_ms),
         onsets,
+        muted: false,
     })
 }
 
@@ -534,6 +650,7 @@ async fn switch_media<R: rand::RngCore>(
                 send(rtcp, capture, out, dest).await;
             }
             old.session = session;
+            old.session.set_muted(old.muted);
             Ok(old)
         }
         _ => {
@@ -568,6 +685,7 @@ fn restart_or_update<R: rand::RngCore>(
                 && session.frame_samples() == m.session.frame_samples() =>
         {
             session.update(negotiated, muted);
+            session.set_muted(m.muted);
             m.session = session;
         }
         Ok(_) => {
@@ -614,6 +732,15 @@ async fn frame_tick(media: &mut Option<ActiveMedia>) {
         Some(m) => {
             m.tick.tick().await;
         }
+        None => std::future::pending().await,
+    }
+}
+
+/// The next key pressed on the interactive screen; never without one. `None` once the
+/// terminal's input is gone.
+async fn next_key(keys: &mut Option<tokio::sync::mpsc::UnboundedReceiver<KeyEvent>>) -> Option<KeyEvent> {
+    match keys {
+        Some(keys) => keys.recv().await,
         None => std::future::pending().await,
     }
 }
@@ -680,5 +807,50 @@ mod tests {
         assert_eq!(cancelled.exit_code(), 0, "--cancel-after did what it was asked");
         let refused = Outcome { registration_failed: true, ..cancelled };
         assert_eq!(refused.exit_code(), 3);
+    }
+
+    #[test]
+    fn commands_that_cannot_be_done_say_why() {
+        use clap::Parser;
+        let cli = crate::config::Cli::try_parse_from(["softphone", "--user", "1001"]).unwrap();
+        let config = Config::from_cli(cli).unwrap();
+        let local: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+        let settings = Settings {
+            user: "1001".into(),
+            password: String::new(),
+            domain: "voip.test".into(),
+            local,
+            registrar: None,
+            register_expires: REGISTER_EXPIRES,
+            media: LocalMedia::new(local.ip(), 40_000),
+            auto_answer: false,
+            timers: TimerConfig::default(),
+        };
+        let mut agent = UserAgent::new(settings, 1);
+        let mut ui = Ui::new(false);
+        let now = Instant::now();
+        let mut run = |command: Command| execute(&command, &config, &mut agent, None, &mut ui, now);
+        let ext = || DialTarget::Extension("1002".into());
+        assert_eq!(
+            run(Command::Dial(ext())),
+            Err("extension 1002 needs a registrar (--registrar): dial a sip: URI instead".into())
+        );
+        assert_eq!(
+            run(Command::Transfer(ext())),
+            Err("extension 1002 needs a registrar (--registrar): give a sip: URI instead".into())
+        );
+        let uri = DialTarget::Uri(Uri::parse("sip:1003@127.0.0.1:5090").unwrap());
+        assert_eq!(run(Command::Transfer(uri)), Err("there is no call to act on".into()));
+        assert_eq!(run(Command::Mute(MuteChange::Toggle)), Err("there is no connected call to mute".into()));
+        assert_eq!(run(Command::Answer), Err("there is no call to act on".into()));
+        assert_eq!(run(Command::Hold), Err(CommandError::NoCall.to_string()));
+        assert!(agent.poll_transmit().is_none(), "nothing was sent");
+    }
+
+    #[test]
+    fn leaving_the_interactive_phone_exits_zero_unless_registration_failed() {
+        let left = Outcome { interactive: true, ..Outcome::default() };
+        assert_eq!(left.exit_code(), 0, "no registrar, no call: the person simply quit");
+        assert_eq!(Outcome { registration_failed: true, ..left }.exit_code(), 3);
     }
 }

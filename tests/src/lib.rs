@@ -1,15 +1,16 @@
 //! Helpers shared by the cross-binary tests: free ports, temp dirs, spawning the
-//! registrar and the reference peers (SIPp, Kamailio), and the SIP flows that the
+//! registrar and the reference peers (SIPp, Kamailio, baresip), and the SIP flows that the
 //! integration tests in `tests/tests/` run against either server.
 //!
 //! Every wait in here is bounded in count and in time, and every process it starts
 //! is ended when its handle drops, so a failing test cannot leave servers behind.
 //!
 //! Environment:
-//! - `VOIP_TESTS_SKIP_PEERS=1` skips the tests that need SIPp or Kamailio on purpose;
+//! - `VOIP_TESTS_SKIP_PEERS=1` skips the tests that need SIPp, Kamailio or baresip on purpose;
 //!   without it a missing peer fails the test with the package to install.
 //! - `VOIP_TESTS_REGISTRAR=/path/to/registrar` uses that binary instead of building one.
 
+pub mod baresip;
 mod build;
 mod error;
 pub mod flows;

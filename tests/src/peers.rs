@@ -14,6 +14,11 @@ pub enum Peer {
     Sipp,
     /// The Kamailio SIP server (`kamailio`, package `kamailio`).
     Kamailio,
+    /// The baresip user agent (`baresip`, package `baresip-core`).
+    Baresip,
+    /// The tmux terminal multiplexer (`tmux`, package `tmux`): a pseudo-terminal to drive the
+    /// interactive softphone through.
+    Tmux,
     /// Wireshark's command-line analyzer (`tshark`, package `tshark`).
     Tshark,
 }
@@ -24,6 +29,8 @@ impl Peer {
         match self {
             Peer::Sipp => "sipp",
             Peer::Kamailio => "kamailio",
+            Peer::Baresip => "baresip",
+            Peer::Tmux => "tmux",
             Peer::Tshark => "tshark",
         }
     }
@@ -33,6 +40,8 @@ impl Peer {
         match self {
             Peer::Sipp => "sip-tester",
             Peer::Kamailio => "kamailio",
+            Peer::Baresip => "baresip-core",
+            Peer::Tmux => "tmux",
             Peer::Tshark => "tshark",
         }
     }

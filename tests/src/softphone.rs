@@ -207,6 +207,36 @@ pub fn tone_blocks(samples: &[i16], rate: u32, freq: f32) -> (usize, usize) {
     (toned, blocks.len())
 }
 
+/// How much of a recording one tone fills, in 20 ms blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ToneShare {
+    /// The recording's sample rate.
+    pub rate: u32,
+    /// Blocks the tone dominates.
+    pub toned: usize,
+    /// All the blocks.
+    pub blocks: usize,
+}
+
+impl ToneShare {
+    /// The recording's length in seconds.
+    pub fn seconds(&self) -> f64 {
+        self.blocks as f64 / 50.0
+    }
+
+    /// The toned blocks as a percentage of all of them.
+    pub fn percent(&self) -> f64 {
+        100.0 * self.toned as f64 / self.blocks.max(1) as f64
+    }
+}
+
+/// Reads the mono WAV at `path` and measures how much of it `freq` dominates ([`tone_blocks`]).
+pub fn tone_share(path: &Path, freq: u32) -> Result<ToneShare> {
+    let (rate, samples) = read_wav(path)?;
+    let (toned, blocks) = tone_blocks(&samples, rate, freq as f32);
+    Ok(ToneShare { rate, toned, blocks })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -463,6 +463,12 @@ impl Ctx<'_> {
         self.txns.respond(id, response, self.now);
     }
 
+    /// Forwards a response from downstream as it came (RFC 3261 §16.7 step 9): a To tag is the
+    /// UAS's to choose, and one we invented would name a dialog the UAS does not know.
+    fn relay(&mut self, id: ServerId, response: Response) {
+        self.txns.respond(id, response, self.now);
+    }
+
     fn send(&mut self, target: Target, data: Bytes) {
         self.transmits.push_back(Transmit { target, data });
     }

@@ -303,7 +303,7 @@ impl Proxy {
                     call.timer_c = Some(next);
                     self.timer_c.insert((next, id));
                 }
-                ctx.respond(id, upstream);
+                ctx.relay(id, upstream);
             }
             return;
         }
@@ -314,7 +314,7 @@ impl Proxy {
             // §16.7 step 5: every 2xx to INVITE is forwarded, even after the first.
             if !call.final_sent || invite {
                 call.final_sent = true;
-                ctx.respond(id, upstream);
+                ctx.relay(id, upstream);
             }
             if invite {
                 cancel_pending(ctx, call, &mut self.own_cancels);

@@ -339,6 +339,20 @@ fn first_2xx_is_forwarded_and_the_other_branch_cancelled() {
 }
 
 #[test]
+fn a_relayed_2xx_keeps_the_to_header_the_uas_wrote() {
+    // Seen with a peer answering OPTIONS without a To tag: the relay must not invent one.
+    let mut h = Harness::new();
+    h.register("1002", "pw2", "127.0.0.1:5072", "Contact: <sip:1002@127.0.0.1:5072>\r\n");
+    let sent = h.invite("1001", "pw1", "127.0.0.1:5071", "sip:1002@127.0.0.1:5060", "untagged");
+    let (target, forwarded) = requests(&sent).remove(0);
+    let mut untagged = forwarded.response(200);
+    untagged.headers.push(HeaderName::Contact, "<sip:1002@127.0.0.1:5072>");
+    let relayed = only_response(h.feed(std::str::from_utf8(&untagged.encode()).unwrap(), &target.addr.to_string()));
+    assert_eq!(relayed.status, 200);
+    assert_eq!(relayed.headers.get(HeaderName::To), forwarded.headers.get(HeaderName::To), "To passed through");
+}
+
+#[test]
 fn caller_cancel_is_propagated_and_answered_487() {
     let mut h = Harness::new();
     h.register("1002", "pw2", "127.0.0.1:5072", "Contact: <sip:1002@127.0.0.1:5072>\r\n");

@@ -150,6 +150,10 @@ pub(super) struct Call {
     pub(super) session: Option<Box<super::session::Session>>,
     /// Our REFER transferring the far end, and its implicit subscription (RFC 3515).
     pub(super) referral: Option<Box<super::transfer::Referral>>,
+    /// The `id` of our last referral's subscription once a final NOTIFY ended it.
+    pub(super) ended_subscription: Option<u32>,
+    /// The subscription of a REFER we accepted in this call, which we notify.
+    pub(super) notifier: Option<Box<super::transfer::Notifier>>,
 }
 
 impl Call {
@@ -231,6 +235,8 @@ impl UserAgent {
             end_reason: None,
             session: None,
             referral: None,
+            ended_subscription: None,
+            notifier: None,
         });
         Ok(())
     }
@@ -278,13 +284,20 @@ impl UserAgent {
                 }
                 Ok(())
             }
-            (Side::Incoming(i), Phase::Setup) => {
-                let decline = i.dialog.respond(&call.invite, 603);
-                self.layer.respond(i.server, decline, now);
-                self.finish(HangupReason::Local, now);
-                Ok(())
-            }
+            (Side::Incoming(_), Phase::Setup) => self.reject(now),
         }
+    }
+
+    /// Turns the ringing incoming call away with 603 Decline (RFC 3261 §21.6.2); HungUp follows.
+    pub fn reject(&mut self, now: Instant) -> Result<(), CommandError> {
+        let call = self.call.as_mut().ok_or(CommandError::NoCall)?;
+        let (Side::Incoming(i), Phase::Setup) = (&mut call.side, call.phase) else {
+            return Err(CommandError::NotRinging);
+        };
+        let decline = i.dialog.respond(&call.invite, 603);
+        self.layer.respond(i.server, decline, now);
+        self.finish(HangupReason::Local, now);
+        Ok(())
     }
 
     /// The call is over. A call placed for a transfer we accepted that ends unanswered hands
@@ -325,7 +338,7 @@ impl UserAgent {
     }
 
     pub(super) fn on_call_response(&mut self, id: ClientId, response: &Response, now: Instant) {
-        if self.on_old_leg_response(id, response.status) {
+        if self.on_old_leg_response(id, response.status) || self.on_notify_response(id, response.status, now) {
             return;
         }
         let Some(call) = self.call.as_mut() else { return };
@@ -446,7 +459,7 @@ impl UserAgent {
     }
 
     pub(super) fn on_call_timeout(&mut self, id: ClientId, now: Instant) {
-        if self.on_old_leg_response(id, 408) {
+        if self.on_old_leg_response(id, 408) || self.on_notify_response(id, 408, now) {
             return;
         }
         let Some(call) = self.call.as_mut() else { return };
@@ -524,19 +537,31 @@ impl UserAgent {
         match request.method {
             Method::Invite => self.on_invite(id, &request, now),
             Method::Options => {
-                let mut ok = request.response(200);
+                let mut ok = self.tagged_response(&request, 200);
                 ok.headers.push(HeaderName::Allow, "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY");
                 self.layer.respond(id, ok, now);
             }
             Method::Refer => {
-                let refusal = request.response(403).with_reason("Transfer Only Within A Call");
+                let refusal = self.tagged_response(&request, 403).with_reason("Transfer Only Within A Call");
                 self.layer.respond(id, refusal, now);
             }
             _ => {
                 debug!(method = %request.method, source = %source.addr, "request outside a dialog refused");
-                self.layer.respond(id, request.response(501), now);
+                let refused = self.tagged_response(&request, 501);
+                self.layer.respond(id, refused, now);
             }
         }
+    }
+
+    /// `request`'s response with a To tag of our own, as a UAS must add one outside a dialog
+    /// (RFC 3261 §8.2.6.2).
+    fn tagged_response(&mut self, request: &Request, status: u16) -> Response {
+        let mut response = request.response(status);
+        if let Some(to) = request.headers.get(HeaderName::To) {
+            let tag = new_tag(&mut self.rng);
+            response.headers.set(HeaderName::To, format!("{to};tag={tag}"));
+        }
+        response
     }
 
     fn on_cancel(&mut self, id: ServerId, request: &Request, cancels: Option<ServerId>, now: Instant) {
@@ -605,6 +630,8 @@ impl UserAgent {
             end_reason: None,
             session: None,
             referral: None,
+            ended_subscription: None,
+            notifier: None,
         });
         self.events.push_back(Event::Incoming { from });
         if self.settings.auto_answer {
@@ -613,7 +640,7 @@ impl UserAgent {
     }
 
     fn on_request_in_dialog(&mut self, id: ServerId, request: &Request, now: Instant) {
-        if self.on_old_leg_request(id, request, now) {
+        if self.on_old_leg_request(id, request, now) || self.on_stale_notify(id, request, now) {
             return;
         }
         let dialog = match self.call.as_mut() {

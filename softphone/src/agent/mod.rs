@@ -3,8 +3,9 @@
 //! shows.
 //!
 //! [`UserAgent`] is fed datagrams with their source ([`UserAgent::handle_message`]), commands
-//! ([`UserAgent::register`], [`UserAgent::dial`], [`UserAgent::answer`], [`UserAgent::hangup`],
-//! [`UserAgent::hold`], [`UserAgent::transfer`], [`UserAgent::unregister`], …) and the time ([`UserAgent::handle_timeout`]); it is polled for
+//! ([`UserAgent::register`], [`UserAgent::dial`], [`UserAgent::answer`], [`UserAgent::reject`],
+//! [`UserAgent::hangup`], [`UserAgent::hold`], [`UserAgent::transfer`], [`UserAgent::unregister`], …)
+//! and the time ([`UserAgent::handle_timeout`]); it is polled for
 //! messages to send ([`UserAgent::poll_transmit`]), for [`Event`]s and for its next deadline
 //! ([`UserAgent::poll_timeout`]). Retransmissions and matching are the
 //! [`TransactionLayer`]'s; dialog state is [`proto::dialog`]'s; offer/answer is
@@ -21,7 +22,8 @@
 //!   REFER with Refer-To and Referred-By (RFC 3892), the `message/sipfrag` NOTIFYs of the
 //!   implicit subscription (RFC 3420), and BYE with reason `transferred` on a final 2xx; as
 //!   transferee, 202, NOTIFY `100 Trying`, a new call to the target while the old dialog is kept
-//!   for the final NOTIFY, and back to the old call if the new one fails.
+//!   for the final NOTIFY (one NOTIFY in flight at a time, RFC 6665 §4.2.2) until the transferor
+//!   hangs up, and back to the old call if the new one fails.
 //! - [`digest`]: the client side of digest authentication.
 
 mod call;
@@ -147,6 +149,12 @@ pub enum Event {
         /// The final status of the REFER or of the call to the target; 408 when no answer came.
         status: u16,
     },
+    /// The call we were transferred from (see [`Event::Referred`]) is over, by the transferor's
+    /// BYE or ours. When the new call is not answered yet, stop the old call's media now.
+    OldLegHungUp {
+        /// Why: `Remote` when the transferor hung up, `Local` when we did.
+        reason: HangupReason,
+    },
     /// The call is over: stop media.
     HungUp {
         /// Why.
@@ -163,6 +171,9 @@ pub enum CommandError {
     /// There is no call to act on.
     #[error("there is no call to act on")]
     NoCall,
+    /// There is no incoming call waiting for an answer.
+    #[error("no incoming call is ringing: only a call not yet answered can be rejected; hang up instead")]
+    NotRinging,
     /// No registrar was configured, so there is nothing to register with or route through.
     #[error("no registrar configured: give --registrar, or dial a sip: URI with an IP address")]
     NoRegistrar,

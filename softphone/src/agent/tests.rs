@@ -306,6 +306,34 @@ fn incoming_offer_without_a_common_codec_is_refused_488() {
 }
 
 #[test]
+fn reject_declines_the_ringing_call_with_603_and_is_refused_once_answered() {
+    let mut ua = UserAgent::new(settings(false, false), 9);
+    let now = Instant::now();
+    assert_eq!(ua.reject(now), Err(CommandError::NoCall));
+    feed(&mut ua, Message::Request(incoming_invite(vec![proto::sdp::Codec::pcmu()])), PEER, now);
+    assert_eq!(responses(&sent(&mut ua)).iter().map(|r| r.status).collect::<Vec<_>>(), [180]);
+    assert!(matches!(&events(&mut ua)[..], [Event::Incoming { .. }]));
+    ua.reject(now).unwrap();
+    let out = sent(&mut ua);
+    let declined = responses(&out);
+    assert_eq!(declined.iter().map(|r| r.status).collect::<Vec<_>>(), [603]);
+    assert!(declined[0].headers.get(HeaderName::To).is_some_and(|to| to.contains("tag=")), "in the early dialog");
+    assert_eq!(out[0].1, addr(PEER), "back to where the INVITE came from");
+    assert_eq!(events(&mut ua), [Event::HungUp { reason: HangupReason::Local }]);
+    assert!(ua.is_idle());
+
+    // An answered call cannot be rejected, only hung up.
+    let mut second = incoming_invite(vec![proto::sdp::Codec::pcmu()]);
+    second.headers.set(HeaderName::CallId, "in-2");
+    second.headers.set(HeaderName::Via, format!("SIP/2.0/UDP {PEER};branch=z9hG4bKother"));
+    feed(&mut ua, Message::Request(second), PEER, now);
+    ua.answer(now).unwrap();
+    sent(&mut ua);
+    assert_eq!(ua.reject(now), Err(CommandError::NotRinging));
+    assert!(responses(&sent(&mut ua)).is_empty());
+}
+
+#[test]
 fn a_second_incoming_call_gets_486_busy() {
     let mut ua = UserAgent::new(settings(false, true), 8);
     let now = Instant::now();
@@ -557,6 +585,24 @@ fn a_reinvite_without_an_offer_gets_ours_in_the_200_and_its_ack_brings_the_answe
     assert!(sent(&mut ua).is_empty(), "the call goes on");
 }
 
+#[test]
+fn options_and_unknown_requests_outside_a_dialog_are_answered_with_a_to_tag() {
+    // baresip's `options` command sends exactly this through the registrar (RFC 3261 §11).
+    let mut ua = UserAgent::new(settings(false, true), 8);
+    let now = Instant::now();
+    for (method, status) in [("OPTIONS", 200), ("MESSAGE", 501)] {
+        let text = format!(
+            "{method} sip:1001@{PHONE} SIP/2.0\r\nVia: SIP/2.0/UDP {PEER};branch=z9hG4bK{method}\r\nMax-Forwards: 70\r\n\
+             From: <sip:1002@voip.test>;tag=asker\r\nTo: <sip:1001@voip.test>\r\nCall-ID: {method}-1\r\n\
+             CSeq: 1 {method}\r\nAccept: application/sdp\r\nContent-Length: 0\r\n\r\n"
+        );
+        feed(&mut ua, Message::parse(text.as_bytes()).unwrap(), PEER, now);
+        let answered = responses(&sent(&mut ua));
+        assert_eq!(answered.iter().map(|r| r.status).collect::<Vec<_>>(), [status], "{method}");
+        assert!(answered[0].headers.to().unwrap().tag().is_some(), "{method}: {:?}", answered[0].headers.to());
+    }
+}
+
 const TARGET: &str = "127.0.0.1:5090";
 
 /// The peer's NOTIFY for our REFER on the dialog of our outgoing `invite`.
@@ -705,6 +751,8 @@ fn a_refer_is_accepted_202_notified_100_and_the_target_called_then_notified_200_
         events(&mut ua),
         [Event::Referred { target: format!("sip:1003@{TARGET}") }, Event::TransferProgress { status: 100 }]
     );
+    feed(&mut ua, Message::Response(trying.response(200)), PEER, now);
+    assert!(sent(&mut ua).is_empty(), "no NOTIFY was waiting behind the 100");
 
     feed(&mut ua, Message::Response(answer_ok(&new_call, "target")), TARGET, now);
     let out = sent(&mut ua);
@@ -723,7 +771,7 @@ fn a_refer_is_accepted_202_notified_100_and_the_target_called_then_notified_200_
     let bye = peer_request(&invite, "BYE", 4, "bye-old", "");
     feed(&mut ua, Message::Request(bye), PEER, now);
     assert_eq!(statuses_sent(&mut ua), [200]);
-    assert!(events(&mut ua).is_empty(), "the old leg ends quietly");
+    assert_eq!(events(&mut ua), [Event::OldLegHungUp { reason: HangupReason::Remote }], "the new call goes on");
     ua.hangup(now).unwrap();
     let bye = only_request(&mut ua, Method::Bye);
     assert_eq!(bye.headers.call_id().unwrap(), new_call.headers.call_id().unwrap());
@@ -738,7 +786,9 @@ fn a_transfer_target_that_refuses_is_notified_and_the_old_call_comes_back() {
     let now = Instant::now();
     let invite = connected_outgoing(&mut ua, now);
     feed(&mut ua, Message::Request(peer_refer(&invite, 2, Some(&format!("sip:1003@{TARGET}")))), PEER, now);
-    let new_call = requests(&sent(&mut ua), Method::Invite).remove(0);
+    let out = sent(&mut ua);
+    let (trying, new_call) = (requests(&out, Method::Notify).remove(0), requests(&out, Method::Invite).remove(0));
+    feed(&mut ua, Message::Response(trying.response(200)), PEER, now);
     events(&mut ua);
     feed(&mut ua, Message::Response(reply(&new_call, 486, "target")), TARGET, now);
     let out = sent(&mut ua);
@@ -783,7 +833,9 @@ fn a_transferor_that_does_not_hang_up_gets_our_bye_after_64_t1() {
     let t0 = Instant::now();
     let invite = connected_outgoing(&mut ua, t0);
     feed(&mut ua, Message::Request(peer_refer(&invite, 2, Some(&format!("sip:1003@{TARGET}")))), PEER, t0);
-    let new_call = requests(&sent(&mut ua), Method::Invite).remove(0);
+    let out = sent(&mut ua);
+    let (trying, new_call) = (requests(&out, Method::Notify).remove(0), requests(&out, Method::Invite).remove(0));
+    feed(&mut ua, Message::Response(trying.response(200)), PEER, t0);
     feed(&mut ua, Message::Response(answer_ok(&new_call, "target")), TARGET, t0);
     sent(&mut ua);
     events(&mut ua);
@@ -799,7 +851,7 @@ fn a_transferor_that_does_not_hang_up_gets_our_bye_after_64_t1() {
     assert_eq!(at, t0 + Duration::from_secs(32), "after 64·T1");
     assert_eq!(bye.headers.call_id().unwrap(), invite.headers.call_id().unwrap(), "on the old dialog");
     feed(&mut ua, Message::Response(bye.response(200)), PEER, at);
-    assert!(events(&mut ua).is_empty(), "the new call goes on");
+    assert_eq!(events(&mut ua), [Event::OldLegHungUp { reason: HangupReason::Local }], "the new call goes on");
     assert!(!ua.is_idle());
 }
 
@@ -827,4 +879,184 @@ fn a_referral_with_no_final_notify_fails_when_its_subscription_expires() {
     assert_eq!(failed, Some((t0 + Duration::from_secs(10), Event::TransferFailed { status: 408 })), "per expires=10");
     ua.hold(t0 + Duration::from_secs(10)).unwrap();
     assert_eq!(only_request(&mut ua, Method::Invite).headers.call_id().unwrap(), invite.headers.call_id().unwrap());
+}
+
+/// The peer's REFER to the transfer target on our outgoing call, and the NOTIFY 100 and INVITE
+/// to the target that follow it.
+fn referred_to_target(ua: &mut UserAgent, invite: &Request, now: Instant) -> (Request, Request) {
+    feed(ua, Message::Request(peer_refer(invite, 2, Some(&format!("<sip:1003@{TARGET}>")))), PEER, now);
+    let out = sent(ua);
+    assert_eq!(responses(&out).iter().map(|r| r.status).collect::<Vec<_>>(), [202]);
+    events(ua);
+    (requests(&out, Method::Notify).remove(0), requests(&out, Method::Invite).remove(0))
+}
+
+#[test]
+fn the_final_notify_waits_for_the_answer_to_the_100_so_the_two_cannot_cross() {
+    let mut ua = UserAgent::new(settings(false, false), 24);
+    let t0 = Instant::now();
+    let invite = connected_outgoing(&mut ua, t0);
+    let (trying, new_call) = referred_to_target(&mut ua, &invite, t0);
+
+    // The target answers before the transferor has answered the NOTIFY 100.
+    feed(&mut ua, Message::Response(answer_ok(&new_call, "target")), TARGET, t0);
+    let out = sent(&mut ua);
+    assert_eq!(requests(&out, Method::Ack).len(), 1);
+    assert!(notifies(&out).is_empty(), "no NOTIFY while the previous one is unanswered: {out:#?}");
+    match &events(&mut ua)[..] {
+        [Event::Answered { .. }, Event::TransferProgress { status: 200 }] => {}
+        other => panic!("expected Answered then TransferProgress 200, got {other:?}"),
+    }
+    let t1 = t0 + Duration::from_millis(500);
+    ua.handle_timeout(t1);
+    let again: Vec<_> = notifies(&sent(&mut ua)).into_iter().map(|(body, ..)| body).collect();
+    assert_eq!(again, ["SIP/2.0 100 Trying\r\n"], "Timer E resends the 100 alone");
+
+    feed(&mut ua, Message::Response(trying.response(200)), PEER, t1);
+    let out = sent(&mut ua);
+    assert_eq!(notifies(&out), [("SIP/2.0 200 OK\r\n".into(), "terminated;reason=noresource".into(), addr(PEER))]);
+    let last = requests(&out, Method::Notify).remove(0);
+    assert_eq!(last.headers.cseq().unwrap().seq, trying.headers.cseq().unwrap().seq + 1);
+    assert_eq!(last.headers.get(HeaderName::Event), Some("refer;id=2"));
+    feed(&mut ua, Message::Response(last.response(200)), PEER, t1);
+    assert!(sent(&mut ua).is_empty() && events(&mut ua).is_empty());
+}
+
+#[test]
+fn a_late_100_notify_crossing_the_final_200_is_answered_200_and_ignored() {
+    let mut ua = UserAgent::new(settings(false, false), 25);
+    let now = Instant::now();
+    let invite = connected_outgoing(&mut ua, now);
+    ua.transfer(&proto::sip::Uri::parse(&format!("sip:1003@{TARGET}")).unwrap(), now).unwrap();
+    let refer = only_request(&mut ua, Method::Refer);
+    feed(&mut ua, Message::Response(refer.response(202)), PEER, now);
+    let event = format!("refer;id={}", refer.headers.cseq().unwrap().seq);
+    let notify = |cseq, fragment, state| {
+        let mut n = peer_notify(&invite, cseq, fragment, state);
+        n.headers.set(HeaderName::Event, event.as_str());
+        n
+    };
+
+    // UDP delivered the transferee's NOTIFY 200 (CSeq 3) before its NOTIFY 100 (CSeq 2).
+    feed(&mut ua, Message::Request(notify(3, "SIP/2.0 200 OK\r\n", "terminated;reason=noresource")), PEER, now);
+    let out = sent(&mut ua);
+    assert_eq!(responses(&out).iter().map(|r| r.status).collect::<Vec<_>>(), [200]);
+    let bye = requests(&out, Method::Bye).remove(0);
+    assert_eq!(events(&mut ua), [Event::TransferProgress { status: 200 }]);
+    feed(&mut ua, Message::Request(notify(2, "SIP/2.0 100 Trying\r\n", "active;expires=60")), PEER, now);
+    assert_eq!(statuses_sent(&mut ua), [200], "old news, not a CSeq out of order (500)");
+    // In order, but after the final one: old news too.
+    feed(&mut ua, Message::Request(notify(4, "SIP/2.0 180 Ringing\r\n", "active;expires=60")), PEER, now);
+    assert_eq!(statuses_sent(&mut ua), [200]);
+    assert!(events(&mut ua).is_empty(), "neither is reported");
+    // A subscription we never made is still refused.
+    let mut foreign = notify(5, "SIP/2.0 100 Trying\r\n", "active;expires=60");
+    foreign.headers.set(HeaderName::Event, "refer;id=999999999");
+    feed(&mut ua, Message::Request(foreign), PEER, now);
+    assert_eq!(statuses_sent(&mut ua), [481]);
+
+    feed(&mut ua, Message::Response(bye.response(200)), PEER, now);
+    assert_eq!(events(&mut ua), [Event::HungUp { reason: HangupReason::Transferred }]);
+}
+
+#[test]
+fn a_transferor_that_hangs_up_before_the_target_answers_ends_the_old_leg_at_once_and_gets_no_more_notify() {
+    let mut ua = UserAgent::new(settings(false, false), 26);
+    let t0 = Instant::now();
+    let invite = connected_outgoing(&mut ua, t0);
+    let (trying, new_call) = referred_to_target(&mut ua, &invite, t0);
+    let old_call_id = invite.headers.call_id().unwrap().to_owned();
+
+    feed(&mut ua, Message::Request(peer_request(&invite, "BYE", 3, "bye-early", "")), PEER, t0);
+    assert_eq!(statuses_sent(&mut ua), [200]);
+    assert_eq!(events(&mut ua), [Event::OldLegHungUp { reason: HangupReason::Remote }], "stop its media now");
+    assert!(!ua.is_idle(), "the call to the target goes on");
+    // The answer to the NOTIFY 100 comes after the BYE, then the target answers.
+    feed(&mut ua, Message::Response(trying.response(200)), PEER, t0);
+    feed(&mut ua, Message::Response(answer_ok(&new_call, "target")), TARGET, t0);
+    let out = sent(&mut ua);
+    assert_eq!(requests(&out, Method::Ack).len(), 1);
+    assert!(notifies(&out).is_empty(), "no NOTIFY into the ended dialog: {out:#?}");
+    assert!(matches!(events(&mut ua)[..], [Event::Answered { .. }]));
+    while let Some(at) = ua.poll_timeout().filter(|at| *at <= t0 + Duration::from_secs(40)) {
+        ua.handle_timeout(at);
+        let old = sent(&mut ua).into_iter().filter(|(m, _)| match m {
+            Message::Request(r) => r.headers.call_id().is_ok_and(|id| id == old_call_id),
+            Message::Response(_) => false,
+        });
+        assert_eq!(old.count(), 0, "nothing more on the old dialog at {:?}", at - t0);
+    }
+    assert!(events(&mut ua).is_empty(), "the new call goes on");
+    ua.hangup(t0).unwrap();
+    let bye = only_request(&mut ua, Method::Bye);
+    assert_eq!(bye.headers.call_id().unwrap(), new_call.headers.call_id().unwrap());
+}
+
+#[test]
+fn a_final_notify_still_waiting_when_the_transferor_hangs_up_is_never_sent() {
+    let mut ua = UserAgent::new(settings(false, false), 27);
+    let now = Instant::now();
+    let invite = connected_outgoing(&mut ua, now);
+    let (trying, new_call) = referred_to_target(&mut ua, &invite, now);
+    feed(&mut ua, Message::Response(answer_ok(&new_call, "target")), TARGET, now);
+    assert!(notifies(&sent(&mut ua)).is_empty(), "the final NOTIFY waits for the 100's answer");
+    events(&mut ua);
+    feed(&mut ua, Message::Request(peer_request(&invite, "BYE", 3, "bye-crossing", "")), PEER, now);
+    assert_eq!(statuses_sent(&mut ua), [200]);
+    assert_eq!(events(&mut ua), [Event::OldLegHungUp { reason: HangupReason::Remote }]);
+    feed(&mut ua, Message::Response(trying.response(200)), PEER, now);
+    assert!(sent(&mut ua).is_empty(), "the subscription ended with the dialog");
+}
+
+#[test]
+fn a_callee_referred_by_its_caller_notifies_on_the_callers_dialog_and_calls_the_target() {
+    let mut ua = UserAgent::new(settings(false, true), 28);
+    let now = Instant::now();
+    feed(&mut ua, Message::Request(incoming_invite(vec![proto::sdp::Codec::pcmu()])), PEER, now);
+    let ok = responses(&sent(&mut ua)).into_iter().find(|r| r.status == 200).unwrap();
+    assert!(matches!(events(&mut ua)[..], [Event::Incoming { .. }, Event::Answered { .. }]));
+    let to = ok.headers.get(HeaderName::To).unwrap().to_owned();
+    let our_tag = ok.headers.to().unwrap().tag().unwrap().to_owned();
+    let caller = |method: &str, cseq: u32, extra: &str| {
+        let text = format!(
+            "{method} sip:1001@{PHONE} SIP/2.0\r\nVia: SIP/2.0/UDP {PEER};branch=z9hG4bKcaller{cseq}{method}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:1002@voip.test>;tag=caller\r\nTo: {to}\r\nCall-ID: in-1\r\n\
+             CSeq: {cseq} {method}\r\nContact: <sip:1002@{PEER}>\r\n{extra}Content-Length: 0\r\n\r\n"
+        );
+        Message::parse(text.as_bytes()).unwrap()
+    };
+    feed(&mut ua, caller("ACK", 1, ""), PEER, now);
+    let refer_to = format!("Refer-To: <sip:1003@{TARGET}>\r\nReferred-By: <sip:1002@voip.test>\r\n");
+    feed(&mut ua, caller("REFER", 2, &refer_to), PEER, now);
+    let out = sent(&mut ua);
+    assert_eq!(responses(&out).iter().map(|r| r.status).collect::<Vec<_>>(), [202]);
+    let trying = requests(&out, Method::Notify).remove(0);
+    assert_eq!(notifies(&out), [("SIP/2.0 100 Trying\r\n".into(), "active;expires=180".into(), addr(PEER))]);
+    assert_eq!(trying.uri.to_string(), format!("sip:1002@{PEER}"), "to the caller's Contact");
+    assert_eq!(trying.headers.call_id().unwrap(), "in-1");
+    assert_eq!(trying.headers.from().unwrap().tag(), Some(our_tag.as_str()), "our tag is the local one");
+    assert_eq!(trying.headers.to().unwrap().tag(), Some("caller"));
+    assert_eq!(trying.headers.get(HeaderName::Event), Some("refer;id=2"));
+    let new_call = requests(&out, Method::Invite).remove(0);
+    assert_eq!(new_call.uri.to_string(), format!("sip:1003@{TARGET}"));
+    assert_eq!(new_call.headers.get(HeaderName::ReferredBy), Some("<sip:1002@voip.test>"));
+    assert_eq!(
+        events(&mut ua),
+        [Event::Referred { target: format!("sip:1003@{TARGET}") }, Event::TransferProgress { status: 100 }]
+    );
+
+    feed(&mut ua, Message::Response(trying.response(200)), PEER, now);
+    feed(&mut ua, Message::Response(answer_ok(&new_call, "target")), TARGET, now);
+    let out = sent(&mut ua);
+    assert_eq!(notifies(&out), [("SIP/2.0 200 OK\r\n".into(), "terminated;reason=noresource".into(), addr(PEER))]);
+    let last = requests(&out, Method::Notify).remove(0);
+    assert_eq!(last.headers.call_id().unwrap(), "in-1");
+    assert!(last.headers.cseq().unwrap().seq > trying.headers.cseq().unwrap().seq);
+    assert!(matches!(events(&mut ua)[..], [Event::Answered { .. }, Event::TransferProgress { status: 200 }]));
+
+    feed(&mut ua, Message::Response(last.response(200)), PEER, now);
+    feed(&mut ua, caller("BYE", 3, ""), PEER, now);
+    assert_eq!(statuses_sent(&mut ua), [200]);
+    assert_eq!(events(&mut ua), [Event::OldLegHungUp { reason: HangupReason::Remote }]);
+    assert!(!ua.is_idle(), "the call to the target goes on");
 }

@@ -8,6 +8,10 @@
 //! ended without a final one, or no news before it expires reports the failure and leaves the
 //! call up.
 //!
+//! NOTIFYs of the subscription that come late (a CSeq below one already seen, as UDP may
+//! reorder them, or anything after the final fragment) are answered 200 and ignored, rather
+//! than refused as out of order.
+//!
 //! Transferee: a REFER in the connected call is answered 202 (400 without one usable Refer-To)
 //! and followed at once by NOTIFY `SIP/2.0 100 Trying` (Subscription-State active). The call
 //! then moves aside into a [`Referred`] record and a new call to the Refer-To target is placed
@@ -15,7 +19,11 @@
 //! is answered, NOTIFY `SIP/2.0 200 OK` with `Subscription-State: terminated;reason=noresource`
 //! goes on the old dialog and the transferor is expected to BYE it; we BYE it ourselves after
 //! 64·T1. When it fails, the final NOTIFY carries its status and the old call comes back.
-//! NOTIFYs carry `Event: refer;id=<REFER CSeq>` (§2.4.6).
+//! NOTIFYs carry `Event: refer;id=<REFER CSeq>` (§2.4.6). A [`Notifier`] keeps one NOTIFY in
+//! flight at a time (RFC 6665 §4.2.2): a newer state waits for the previous one's final
+//! response, only the newest is kept, and the terminating one always goes. The subscription
+//! lives in the old dialog and ends with it: once the transferor's BYE (or ours) is in, nothing
+//! more is sent on it, and [`Event::OldLegHungUp`] tells the UI that call is over.
 
 use std::time::{Duration, Instant};
 
@@ -41,10 +49,24 @@ const SIPFRAG: &str = "message/sipfrag;version=2.0";
 pub(super) struct Referral {
     /// The REFER transaction in flight, or the last one.
     pub(super) client: ClientId,
+    /// That REFER's CSeq: the `id` of its subscription (RFC 3515 §2.4.6).
+    cseq: u32,
     target: Uri,
     digest: Digest,
     /// When we stop waiting for a final NOTIFY.
     pub(super) expires: Instant,
+}
+
+/// Our side of the implicit subscription of a REFER we accepted (RFC 3515 §2.4.4), kept in
+/// the call it arrived in: one NOTIFY in flight at a time (RFC 6665 §4.2.2).
+#[derive(Debug)]
+pub(super) struct Notifier {
+    /// The Event header of our NOTIFYs.
+    event: String,
+    /// The NOTIFY awaiting its final response.
+    in_flight: Option<ClientId>,
+    /// The newest state waiting for it: the sipfrag status, and whether it ends the subscription.
+    queued: Option<(u16, bool)>,
 }
 
 /// The transferor's call, kept while we call the target of its REFER.
@@ -52,9 +74,7 @@ pub(super) struct Referral {
 pub(super) struct Referred {
     /// The transferor's call; `None` once its dialog has ended.
     old: Option<Call>,
-    /// The Event header of our NOTIFYs.
-    event: String,
-    /// The final NOTIFY is sent: the new call was answered.
+    /// The new call was answered: the final NOTIFY is due.
     done: bool,
     /// Our BYE on the old dialog.
     bye: Option<ClientId>,
@@ -73,27 +93,28 @@ impl UserAgent {
         }
         let mut digest = Digest::new(&self.settings.user, &self.settings.password);
         let expires = now + Duration::from_secs(REFER_EXPIRES.into());
-        let client = self.send_refer(target, &mut digest, now).ok_or_else(|| {
+        let (client, cseq) = self.send_refer(target, &mut digest, now).ok_or_else(|| {
             debug!("REFER not sent");
             CommandError::Unreachable(target.to_string())
         })?;
         if let Some(call) = self.call.as_mut() {
-            call.referral = Some(Box::new(Referral { client, target: target.clone(), digest, expires }));
+            call.referral = Some(Box::new(Referral { client, cseq, target: target.clone(), digest, expires }));
         }
         Ok(())
     }
 
     /// Sends a REFER for `target` on the call's dialog, with credentials when `digest` holds a
-    /// challenge.
-    fn send_refer(&mut self, target: &Uri, digest: &mut Digest, now: Instant) -> Option<ClientId> {
+    /// challenge; returns its transaction and CSeq.
+    fn send_refer(&mut self, target: &Uri, digest: &mut Digest, now: Instant) -> Option<(ClientId, u32)> {
         let (sent_by, registrar, aor) = (self.sent_by.clone(), self.settings.registrar, self.aor());
         let dialog = self.call.as_mut()?.dialog_mut()?;
         let dest = dialog.next_hop().socket_addr().or(registrar)?;
         let mut refer = dialog.request(Method::Refer, &sent_by, &mut self.rng).ok()?;
         refer.headers.push(HeaderName::ReferTo, format!("<{target}>"));
         refer.headers.push(HeaderName::ReferredBy, format!("<{aor}>"));
+        let cseq = refer.headers.cseq().ok()?.seq;
         digest.authorize(&mut refer, &mut self.rng);
-        self.layer.send_request(refer, udp(dest), now).ok()
+        Some((self.layer.send_request(refer, udp(dest), now).ok()?, cseq))
     }
 
     /// Sends the referral's REFER again with credentials for the challenge in `response`.
@@ -104,8 +125,8 @@ impl UserAgent {
         }
         let target = referral.target.clone();
         let sent = self.send_refer(&target, &mut referral.digest, now);
-        if let (Some(client), Some(call)) = (sent, self.call.as_mut()) {
-            referral.client = client;
+        if let (Some((client, cseq)), Some(call)) = (sent, self.call.as_mut()) {
+            (referral.client, referral.cseq) = (client, cseq);
             call.referral = Some(referral);
         }
         sent.is_some()
@@ -147,13 +168,9 @@ impl UserAgent {
     /// A NOTIFY in the call's dialog (already checked in order): the news of our REFER.
     pub(super) fn on_notify(&mut self, id: ServerId, request: &Request, now: Instant) {
         let Some(call) = self.call.as_mut() else { return };
-        let is_refer = request
-            .headers
-            .get(HeaderName::Event)
-            .and_then(|e| e.split(';').next())
-            .is_some_and(|package| package.trim().eq_ignore_ascii_case("refer"));
+        let live = call.subscription_of(request) == Subscription::Live;
         let fragment = std::str::from_utf8(&request.body).ok().and_then(sipfrag_status);
-        let status = match (call.referral.is_some() && is_refer, fragment) {
+        let status = match (live, fragment) {
             (false, _) => 481,
             (true, None) => 400,
             (true, Some(_)) => 200,
@@ -167,14 +184,16 @@ impl UserAgent {
         match fragment {
             200..300 => {
                 self.events.push_back(Event::TransferProgress { status: fragment });
-                if let Some(call) = self.call.as_mut() {
-                    call.referral = None;
-                }
+                self.end_subscription();
                 self.send_bye(HangupReason::Transferred, now);
             }
-            300.. => self.transfer_failed(fragment),
+            300.. => {
+                self.end_subscription();
+                self.transfer_failed(fragment);
+            }
             _ if terminated => {
                 self.events.push_back(Event::TransferProgress { status: fragment });
+                self.end_subscription();
                 self.transfer_failed(487);
             }
             _ => {
@@ -185,6 +204,37 @@ impl UserAgent {
                 }
             }
         }
+    }
+
+    /// Drops the referral whose subscription a final NOTIFY ended, and remembers its `id` so
+    /// that NOTIFYs of it still on their way are known as stale.
+    fn end_subscription(&mut self) {
+        let Some(call) = self.call.as_mut() else { return };
+        if let Some(referral) = call.referral.take() {
+            call.ended_subscription = Some(referral.cseq);
+        }
+    }
+
+    /// Answers 200 to a NOTIFY of our REFER's subscription that comes late, and ignores it: one
+    /// after the final NOTIFY, or one with a CSeq below one already seen in the dialog (UDP
+    /// reordered them). It is old news, not an error (the dialog alone would answer 500 or
+    /// 481). False when `request` is no such NOTIFY.
+    pub(super) fn on_stale_notify(&mut self, id: ServerId, request: &Request, now: Instant) -> bool {
+        let Some(call) = self.call.as_mut() else { return false };
+        let subscription = call.subscription_of(request);
+        let ours = DialogId::of_request(request);
+        let Some(dialog) = call.dialog_mut().filter(|d| ours.as_ref() == Some(d.id())) else { return false };
+        let older = request.headers.cseq().ok().zip(dialog.remote_cseq()).is_some_and(|(c, last)| c.seq < last);
+        let stale = match subscription {
+            Subscription::Ended => true,
+            Subscription::Live => older,
+            Subscription::Unknown => false,
+        };
+        if stale {
+            debug!(?subscription, "late NOTIFY of our REFER ignored");
+            self.layer.respond(id, request.response(200), now);
+        }
+        stale
     }
 
     /// A REFER in the connected call's dialog (already checked in order): accept it, NOTIFY
@@ -209,13 +259,8 @@ impl UserAgent {
         let accepted = dialog.respond(request, 202);
         self.layer.respond(id, accepted, now);
         let cseq = request.headers.cseq().map(|c| c.seq).unwrap_or_default();
-        self.referred = Some(Box::new(Referred {
-            old: self.call.take(),
-            event: format!("refer;id={cseq}"),
-            done: false,
-            bye: None,
-            give_up: None,
-        }));
+        call.notifier = Some(Box::new(Notifier { event: format!("refer;id={cseq}"), in_flight: None, queued: None }));
+        self.referred = Some(Box::new(Referred { old: self.call.take(), done: false, bye: None, give_up: None }));
         self.events.push_back(Event::Referred { target: target.to_string() });
         self.notify(100, false, now);
         let referred_by = request.headers.get(HeaderName::ReferredBy).map(str::to_owned);
@@ -225,15 +270,34 @@ impl UserAgent {
         }
     }
 
-    /// Sends a NOTIFY with `status` as its sipfrag on the transferor's dialog, and reports it
-    /// when it is progress (a failure is reported by the caller).
+    /// Reports `status` to the transferor in a NOTIFY: at once, or once the NOTIFY in flight
+    /// has its final response (RFC 6665 §4.2.2), in place of any state already waiting unless
+    /// that one ends the subscription. Progress is reported as an event; a failure is reported
+    /// by the caller.
     fn notify(&mut self, status: u16, terminated: bool, now: Instant) {
+        let Some(notifier) = notifier_call(&mut self.referred, &mut self.call).and_then(|c| c.notifier.as_deref_mut())
+        else {
+            return;
+        };
+        if status < 300 {
+            self.events.push_back(Event::TransferProgress { status });
+        }
+        if notifier.in_flight.is_none() {
+            self.send_notify(status, terminated, now);
+        } else if terminated || !notifier.queued.is_some_and(|(_, ends)| ends) {
+            notifier.queued = Some((status, terminated));
+        }
+    }
+
+    /// Sends a NOTIFY with `status` as its sipfrag on the dialog of the subscription.
+    fn send_notify(&mut self, status: u16, terminated: bool, now: Instant) {
         let (sent_by, registrar) = (self.sent_by.clone(), self.settings.registrar);
-        let Some(referred) = self.referred.as_deref_mut() else { return };
-        let Some(dialog) = referred.old.as_mut().and_then(Call::dialog_mut) else { return };
+        let Some(call) = notifier_call(&mut self.referred, &mut self.call) else { return };
+        let Some(event) = call.notifier.as_ref().map(|n| n.event.clone()) else { return };
+        let Some(dialog) = call.dialog_mut() else { return };
         let Some(dest) = dialog.next_hop().socket_addr().or(registrar) else { return };
         let Ok(mut notify) = dialog.request(Method::Notify, &sent_by, &mut self.rng) else { return };
-        notify.headers.push(HeaderName::Event, referred.event.as_str());
+        notify.headers.push(HeaderName::Event, event);
         let state = if terminated {
             "terminated;reason=noresource".to_owned()
         } else {
@@ -242,11 +306,31 @@ impl UserAgent {
         notify.headers.push_raw(Name::Other(SUBSCRIPTION_STATE.into()), state);
         notify.headers.push(HeaderName::ContentType, SIPFRAG);
         notify.body = format!("SIP/2.0 {status} {}\r\n", reason_phrase(status)).into();
-        match self.layer.send_request(notify, udp(dest), now) {
-            Ok(_) if status < 300 => self.events.push_back(Event::TransferProgress { status }),
-            Ok(_) => {}
-            Err(e) => debug!(%e, "NOTIFY not sent"),
+        match (self.layer.send_request(notify, udp(dest), now), call.notifier.as_deref_mut()) {
+            (Ok(id), Some(notifier)) => notifier.in_flight = Some(id),
+            (Ok(_), None) => {}
+            (Err(e), _) => debug!(%e, "NOTIFY not sent"),
         }
+    }
+
+    /// The answer to one of our NOTIFYs (408 when none came): the state waiting behind it goes
+    /// out, unless the transferor says the subscription is gone (481, RFC 6665 §4.2.2). False
+    /// when `id` is no NOTIFY of ours.
+    pub(super) fn on_notify_response(&mut self, id: ClientId, status: u16, now: Instant) -> bool {
+        let Some(notifier) = notifier_call(&mut self.referred, &mut self.call)
+            .and_then(|c| c.notifier.as_deref_mut())
+            .filter(|n| n.in_flight == Some(id))
+        else {
+            return false;
+        };
+        if status < 200 {
+            return true;
+        }
+        notifier.in_flight = None;
+        if let Some((status, terminated)) = notifier.queued.take().filter(|_| status != 481) {
+            self.send_notify(status, terminated, now);
+        }
+        true
     }
 
     /// The call to the transfer target is answered: tell the transferor, and wait for its BYE.
@@ -263,7 +347,8 @@ impl UserAgent {
     }
 
     /// The call to the transfer target ended unanswered: tell the transferor and take its call
-    /// back. False when there was no such call to go back to.
+    /// back. False when there was no such call to go back to; if our BYE on it was out, its
+    /// end is reported then.
     pub(super) fn referred_call_failed(&mut self, reason: &HangupReason, now: Instant) -> bool {
         if self.referred.as_ref().is_none_or(|r| r.done) {
             return false;
@@ -277,11 +362,15 @@ impl UserAgent {
                 self.events.push_back(Event::TransferFailed { status });
                 true
             }
-            _ => false,
+            Some(_) => {
+                self.events.push_back(Event::OldLegHungUp { reason: HangupReason::Local });
+                false
+            }
+            None => false,
         }
     }
 
-    /// A request on the transferor's dialog while we call the target: BYE ends it quietly.
+    /// A request on the transferor's dialog while we call the target: BYE ends it.
     /// False when the request is not for that dialog.
     pub(super) fn on_old_leg_request(&mut self, id: ServerId, request: &Request, now: Instant) -> bool {
         let Some(referred) = self.referred.as_deref_mut() else { return false };
@@ -300,7 +389,7 @@ impl UserAgent {
         self.layer.respond(id, response, now);
         if ended {
             debug!("the transferor ended its call");
-            self.old_leg_ended();
+            self.old_leg_ended(HangupReason::Remote);
         }
         true
     }
@@ -309,12 +398,14 @@ impl UserAgent {
     pub(super) fn on_old_leg_response(&mut self, id: ClientId, status: u16) -> bool {
         let ours = self.referred.as_ref().is_some_and(|r| r.bye == Some(id));
         if ours && status >= 200 {
-            self.old_leg_ended();
+            self.old_leg_ended(HangupReason::Local);
         }
         ours
     }
 
-    fn old_leg_ended(&mut self) {
+    /// The transferor's dialog is over, and with it the subscription: nothing more is sent on
+    /// it, NOTIFYs waiting included.
+    fn old_leg_ended(&mut self, reason: HangupReason) {
         let Some(referred) = self.referred.as_deref_mut() else { return };
         referred.old = None;
         referred.bye = None;
@@ -322,21 +413,26 @@ impl UserAgent {
         if referred.done || self.call.is_none() {
             self.referred = None;
         }
+        self.events.push_back(Event::OldLegHungUp { reason });
     }
 
-    /// Sends BYE on the transferor's dialog, if it is still up.
+    /// Sends BYE on the transferor's dialog, if it is still up; the subscription ends with it.
     pub(super) fn end_old_leg(&mut self, now: Instant) {
         let (sent_by, registrar) = (self.sent_by.clone(), self.settings.registrar);
-        let Some(referred) = self.referred.as_deref_mut().filter(|r| r.bye.is_none()) else { return };
+        let Some(referred) = self.referred.as_deref_mut().filter(|r| r.bye.is_none() && r.old.is_some()) else {
+            return;
+        };
         referred.give_up = None;
-        let sent = referred.old.as_mut().and_then(Call::dialog_mut).and_then(|dialog| {
+        let sent = referred.old.as_mut().and_then(|old| {
+            old.notifier = None;
+            let dialog = old.dialog_mut()?;
             let dest = dialog.next_hop().socket_addr().or(registrar)?;
             let bye = dialog.request(Method::Bye, &sent_by, &mut self.rng).ok()?;
             self.layer.send_request(bye, udp(dest), now).ok()
         });
         match sent {
             Some(id) => referred.bye = Some(id),
-            None => self.old_leg_ended(),
+            None => self.old_leg_ended(HangupReason::Local),
         }
     }
 
@@ -351,6 +447,60 @@ impl UserAgent {
             self.end_old_leg(now);
         }
     }
+}
+
+/// Which of our REFERs' subscriptions a NOTIFY is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Subscription {
+    /// None of them.
+    Unknown,
+    /// The one of the referral under way.
+    Live,
+    /// One a final NOTIFY has ended.
+    Ended,
+}
+
+impl Call {
+    /// Which of our REFERs' subscriptions `request` is a NOTIFY of: its Event is `refer` with the
+    /// REFER's CSeq as `id`, or with no `id` at all (RFC 3515 §2.4.6).
+    fn subscription_of(&self, request: &Request) -> Subscription {
+        let Some(id) = refer_event_id(request).filter(|_| request.method == Method::Notify) else {
+            return Subscription::Unknown;
+        };
+        let names = |cseq: u32| id.is_none_or(|id| id == cseq);
+        if self.referral.as_ref().is_some_and(|r| names(r.cseq)) {
+            Subscription::Live
+        } else if self.ended_subscription.is_some_and(names) {
+            Subscription::Ended
+        } else {
+            Subscription::Unknown
+        }
+    }
+}
+
+/// The call whose subscription we notify: the transferor's call while we call the target, or
+/// the same call back after that failed.
+fn notifier_call<'a>(referred: &'a mut Option<Box<Referred>>, call: &'a mut Option<Call>) -> Option<&'a mut Call> {
+    let old = referred.as_deref_mut().and_then(|r| r.old.as_mut()).filter(|c| c.notifier.is_some());
+    old.or_else(|| call.as_mut().filter(|c| c.notifier.is_some()))
+}
+
+/// The `id` of a request's Event header when its package is `refer`: `Some(None)` when it
+/// has none; `None` for another package or an `id` that is no number.
+fn refer_event_id(request: &Request) -> Option<Option<u32>> {
+    let mut params = request.headers.get(HeaderName::Event)?.split(';');
+    if !params.next()?.trim().eq_ignore_ascii_case("refer") {
+        return None;
+    }
+    let mut id = None;
+    for param in params {
+        if let Some((name, value)) = param.split_once('=')
+            && name.trim().eq_ignore_ascii_case("id")
+        {
+            id = Some(value.trim().parse().ok()?);
+        }
+    }
+    Some(id)
 }
 
 /// The one Refer-To of a REFER as a SIP URI we can call, or the status to refuse it with.

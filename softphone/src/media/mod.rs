@@ -144,6 +144,8 @@ pub struct MediaSession {
     held_silent: bool,
     /// The user's mute.
     muted: bool,
+    /// [`stop`](Self::stop) has sent the RTCP BYE.
+    stopped: bool,
     silence: Vec<i16>,
     telephone_event: Option<TelephoneEvent>,
     /// The payload type of telephone-events we take, at whatever rate.
@@ -205,6 +207,7 @@ impl MediaSession {
             receives: negotiated.direction.receives(),
             held_silent: false,
             muted: false,
+            stopped: false,
             silence: Vec::new(),
             telephone_event: usable_events(negotiated, clock_rate),
             events_in: negotiated.telephone_event.map(|t| t.payload_type),
@@ -259,6 +262,9 @@ impl MediaSession {
     /// Applies a new offer/answer outcome of the same stream ([`same_stream`](Self::same_stream))
     /// on the same call (a re-INVITE): its direction, and `muted` while we hold the far end.
     pub fn update(&mut self, negotiated: &Negotiated, muted: bool) {
+        if self.stopped {
+            return;
+        }
         let receives = negotiated.direction.receives();
         if receives && !self.receives {
             self.jitter.reset();
@@ -491,8 +497,13 @@ impl MediaSession {
         })
     }
 
-    /// Ends the session: the final report with an RTCP BYE in `out`, and where it goes.
+    /// Ends the session: the final report with an RTCP BYE in `out`, and where it goes; `None`
+    /// when it has already ended. From then on it sends nothing and plays silence.
     pub fn stop(&mut self, now: Instant, out: &mut Vec<u8>) -> Option<SocketAddr> {
+        if self.stopped {
+            return None;
+        }
+        (self.stopped, self.sends, self.receives) = (true, false, false);
         let wall = NtpTime::from_system_time(std::time::SystemTime::now());
         self.rtp.stop(Some("call ended"), now, wall, out).ok()
     }
@@ -916,5 +927,39 @@ mod tests {
         }
         // What the jitter buffer held when the hold began still plays: one frame at most.
         assert!(toned[0] >= 45 && toned[1] <= 1 && toned[2] >= 45, "{toned:?}");
+    }
+
+    #[test]
+    fn a_stopped_session_says_bye_once_then_sends_nothing_and_plays_silence() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let (a_addr, b_addr): (SocketAddr, SocketAddr) =
+            ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
+        let start = Instant::now();
+        let mut a = MediaSession::new(&negotiated(Codec::pcmu(), 0, b_addr), start, &mut rng).unwrap();
+        let mut b = MediaSession::new(&negotiated(Codec::pcmu(), 0, a_addr), start, &mut rng).unwrap();
+        let mut tone = crate::audio::ToneGenerator::new(1000.0, 8000, 8000.0);
+        let mut frame = vec![0i16; a.frame_samples()];
+        let (mut datagram, mut report) = (Vec::new(), Vec::new());
+        for i in 0..20u64 {
+            let now = start + Duration::from_millis(20 * i);
+            tone.fill(&mut frame);
+            b.send_frame(&frame, now, &mut datagram).unwrap();
+            a.handle_datagram(&datagram, b_addr, now);
+            a.play_frame(now);
+        }
+        let at = start + Duration::from_millis(400);
+        assert_eq!(a.stop(at, &mut report), Some(SocketAddr::new(b_addr.ip(), b_addr.port() + 1)), "RTCP BYE");
+        assert!(!report.is_empty());
+        assert_eq!(a.stop(at, &mut report), None, "one BYE");
+        a.update(&negotiated(Codec::pcmu(), 0, b_addr), false);
+        for i in 20..40u64 {
+            let now = start + Duration::from_millis(20 * i);
+            tone.fill(&mut frame);
+            assert_eq!(a.send_frame(&frame, now, &mut datagram).unwrap(), None, "nothing sent after the BYE");
+            b.send_frame(&frame, now, &mut datagram).unwrap();
+            a.handle_datagram(&datagram, b_addr, now);
+            assert!(a.play_frame(now).iter().all(|s| *s == 0), "silence after the BYE");
+        }
+        assert_eq!(a.poll_timeout(), None, "no more RTCP");
     }
 }

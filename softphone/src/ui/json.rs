@@ -11,10 +11,12 @@ pub fn to_json(event: &UiEvent) -> String {
         UiEvent::Registered { .. } => "registered",
         UiEvent::RegistrationFailed { .. } => "registration_failed",
         UiEvent::Incoming { .. } => "incoming",
+        UiEvent::Dialling { .. } => "dialling",
         UiEvent::Ringing => "ringing",
         UiEvent::Answered { .. } => "answered",
         UiEvent::Held { .. } => "held",
         UiEvent::Resumed { .. } => "resumed",
+        UiEvent::Muted { .. } => "muted",
         UiEvent::Dtmf { .. } => "dtmf",
         UiEvent::Referred { .. } => "referred",
         UiEvent::TransferProgress { .. } => "transfer_progress",
@@ -35,6 +37,8 @@ pub fn to_json(event: &UiEvent) -> String {
             o.string("reason", reason);
         }
         UiEvent::Incoming { from } => o.string("from", from),
+        UiEvent::Dialling { target } => o.string("target", target),
+        UiEvent::Muted { muted } => o.raw("muted", if *muted { "true" } else { "false" }),
         UiEvent::Answered { codec, remote_rtp } => {
             o.string("codec", codec);
             o.string("remote_rtp", remote_rtp);

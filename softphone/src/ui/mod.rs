@@ -1,13 +1,17 @@
-//! What the user sees. For now: `--events json`, one JSON object per line on stdout, and short
-//! human lines on stderr otherwise. The terminal UI will live here too.
+//! What the user sees: `--events json`, one JSON object per line on stdout; short human lines
+//! on stderr; or the interactive terminal UI ([`tui`]).
 
 mod json;
+pub mod tui;
 
 use std::io::Write;
+use std::time::Instant;
 
 pub use json::to_json;
 
 use crate::media::MediaStats;
+use ratatui::crossterm::event::KeyEvent;
+use tui::{Command, Tui};
 
 /// Something the user should hear about.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +35,11 @@ pub enum UiEvent {
         /// The caller's From.
         from: String,
     },
+    /// We are calling someone.
+    Dialling {
+        /// Whom, as dialled.
+        target: String,
+    },
     /// Our outgoing call is ringing.
     Ringing,
     /// The call is connected.
@@ -49,6 +58,11 @@ pub enum UiEvent {
     Resumed {
         /// Who took it off hold: `local` or `remote`.
         by: String,
+    },
+    /// Our audio was muted or unmuted.
+    Muted {
+        /// True when muted.
+        muted: bool,
     },
     /// The far end sent a DTMF digit.
     Dtmf {
@@ -98,27 +112,98 @@ pub enum UiEvent {
     Unregistered,
 }
 
-/// Shows events: JSON lines on stdout, or a line of text on stderr.
-#[derive(Debug, Clone, Copy)]
+/// Where events go.
+enum Output {
+    Json,
+    Text,
+    Terminal(Box<Tui>),
+}
+
+/// Shows events: JSON lines on stdout, a line of text on stderr, or the interactive screen.
 pub struct Ui {
-    json: bool,
+    output: Output,
 }
 
 impl Ui {
     /// A UI printing JSON lines when `json`, else text.
     pub fn new(json: bool) -> Ui {
-        Ui { json }
+        Ui { output: if json { Output::Json } else { Output::Text } }
+    }
+
+    /// The interactive screen.
+    pub fn interactive(tui: Tui) -> Ui {
+        Ui { output: Output::Terminal(Box::new(tui)) }
+    }
+
+    /// True for the interactive screen.
+    pub fn is_interactive(&self) -> bool {
+        matches!(self.output, Output::Terminal(_))
     }
 
     /// Shows one event.
-    pub fn show(&self, event: &UiEvent) {
-        if self.json {
-            let mut out = std::io::stdout().lock();
-            // A closed stdout only loses the display, never the call.
-            let _ = writeln!(out, "{}", to_json(event));
-            let _ = out.flush();
-        } else if !matches!(event, UiEvent::Stats(_) | UiEvent::OnsetSent { .. } | UiEvent::OnsetPlayed { .. }) {
-            eprintln!("softphone: {}", to_json(event));
+    pub fn show(&mut self, event: &UiEvent) {
+        match &mut self.output {
+            Output::Json => {
+                let mut out = std::io::stdout().lock();
+                // A closed stdout only loses the display, never the call.
+                let _ = writeln!(out, "{}", to_json(event));
+                let _ = out.flush();
+            }
+            Output::Text
+                if !matches!(event, UiEvent::Stats(_) | UiEvent::OnsetSent { .. } | UiEvent::OnsetPlayed { .. }) =>
+            {
+                eprintln!("softphone: {}", to_json(event))
+            }
+            Output::Text => {}
+            Output::Terminal(tui) => tui.state().on_event(event, Instant::now()),
         }
+    }
+
+    /// Tells the user that `what` could not be done, and why.
+    pub fn refused(&mut self, what: &Command, why: &str) {
+        match &mut self.output {
+            Output::Terminal(tui) => tui.state().error(Instant::now(), format!("{}: {why}", describe(what))),
+            _ => tracing::warn!(command = describe(what), "{why}"),
+        }
+    }
+
+    /// A key press on the interactive screen, and the command it makes, if any.
+    pub fn on_key(&mut self, key: KeyEvent) -> Option<Command> {
+        match &mut self.output {
+            Output::Terminal(tui) => tui.state().on_key(key, Instant::now()),
+            _ => None,
+        }
+    }
+
+    /// One frame of our audio and of the far end's, for the level meters.
+    pub fn on_audio(&mut self, input: &[i16], output: &[i16]) {
+        if let Output::Terminal(tui) = &mut self.output {
+            tui.state().on_audio(input, output);
+        }
+    }
+
+    /// Redraws the interactive screen.
+    pub fn draw(&mut self) {
+        if let Output::Terminal(tui) = &mut self.output {
+            // A terminal that cannot be drawn on only loses the display, never the call.
+            let _ = tui.draw(Instant::now());
+        }
+    }
+}
+
+/// What a command was trying to do, for a refusal.
+fn describe(command: &Command) -> &'static str {
+    match command {
+        Command::Dial(_) => "cannot dial",
+        Command::Answer => "cannot answer",
+        Command::Reject => "cannot reject",
+        Command::Hangup => "cannot hang up",
+        Command::Hold => "cannot hold",
+        Command::Resume => "cannot resume",
+        Command::Mute(_) => "cannot mute",
+        Command::Dtmf(_) => "cannot send DTMF",
+        Command::Transfer(_) => "cannot transfer",
+        Command::Help => "cannot help",
+        Command::Quit => "cannot quit",
     }
 }

@@ -1,0 +1,154 @@
+//! Our softphone against Kamailio 5.6 as the registrar and proxy (`tests/kamailio/kamailio.cfg`:
+//! REGISTER with a digest challenge, bindings in usrloc, INVITE with a proxy challenge,
+//! record-routed, BYE along the route set). Two softphones register with it and call each
+//! other through it; each sends its own tone and records the other's, and each recording must
+//! last about as long as the call and hold the far end's tone in at least 90% of its 20 ms
+//! blocks. baresip (another SIP stack) calls our softphone through it too. The figures are
+//! printed on stderr.
+
+use std::path::Path;
+use std::time::Duration;
+
+use voip_tests::baresip::{AnswerMode, Baresip, BaresipCodec, BaresipConfig};
+use voip_tests::softphone::{Softphone, phone_args, tone_share};
+use voip_tests::{Kamailio, KamailioConfig, Peer, peers_ready, temp_dir};
+
+const DOMAIN: &str = "voip.test";
+/// How long the caller runs (`--duration`); the call takes nearly all of it.
+const CALL_SECONDS: u32 = 6;
+const TONE_A: u32 = 1000;
+const TONE_B: u32 = 1500;
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The recording at `path` holds `freq` in ≥ 90% of its blocks and lasts at least `seconds`.
+fn assert_recording_holds(path: &Path, rate: u32, freq: u32, seconds: f64, who: &str, context: &str) {
+    let share = tone_share(path, freq).unwrap_or_else(|e| panic!("{who}'s recording: {e}\n{context}"));
+    eprintln!(
+        "{who} heard {freq} Hz in {} of {} blocks ({:.1}%, {:.2} s recorded)",
+        share.toned,
+        share.blocks,
+        share.percent(),
+        share.seconds()
+    );
+    assert_eq!(share.rate, rate, "{who}'s recording is at the codec's rate");
+    assert!(
+        share.seconds() >= seconds,
+        "{who}'s recording lasts {:.2} s, less than the call\n{context}",
+        share.seconds()
+    );
+    assert!(
+        share.toned * 10 >= share.blocks * 9,
+        "{who} heard {freq} Hz in only {} of {} blocks ({:.1}%)\n{context}",
+        share.toned,
+        share.blocks,
+        share.percent()
+    );
+}
+
+fn call_through_kamailio(codecs: &str, codec_name: &str, rate: u32) {
+    if !peers_ready(&[Peer::Kamailio]) {
+        return;
+    }
+    let kamailio = Kamailio::start(KamailioConfig::new(DOMAIN).user("1001", "pw1001").user("1002", "pw1002"))
+        .unwrap_or_else(|e| panic!("start kamailio: {e}"));
+    let dir = temp_dir("interop-kamailio-").unwrap_or_else(|e| panic!("{e}"));
+    let (a_wav, b_wav) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
+
+    let tone_b = format!("tone:{TONE_B}");
+    let b_extra = [
+        "--auto-answer",
+        "--audio-in",
+        &tone_b,
+        "--audio-out",
+        b_wav.to_str().unwrap(),
+        "--duration",
+        "25",
+        "--codecs",
+        codecs,
+    ];
+    let b_args = phone_args(kamailio.addr(), DOMAIN, "1002", &b_extra).unwrap_or_else(|e| panic!("{e}"));
+    let mut b = Softphone::start("b", dir.path(), &b_args).unwrap_or_else(|e| panic!("start softphone B: {e}"));
+    b.wait_for_event("registered", WAIT).unwrap_or_else(|e| panic!("{e}\nkamailio:\n{}", kamailio.log_tail(30)));
+
+    let tone_a = format!("tone:{TONE_A}");
+    let duration = CALL_SECONDS.to_string();
+    let a_extra = [
+        "--dial",
+        "1002",
+        "--audio-in",
+        &tone_a,
+        "--audio-out",
+        a_wav.to_str().unwrap(),
+        "--duration",
+        &duration,
+        "--codecs",
+        codecs,
+    ];
+    let a_args = phone_args(kamailio.addr(), DOMAIN, "1001", &a_extra).unwrap_or_else(|e| panic!("{e}"));
+    let mut a = Softphone::start("a", dir.path(), &a_args).unwrap_or_else(|e| panic!("start softphone A: {e}"));
+    let a_status = a.wait(Duration::from_secs(u64::from(CALL_SECONDS)) + WAIT).unwrap_or_else(|e| panic!("{e}"));
+    let b_status = b.wait(WAIT).unwrap_or_else(|e| panic!("{e}"));
+    let context = format!("A:\n{}\nB:\n{}\nkamailio:\n{}", a.output(), b.output(), kamailio.log_tail(30));
+
+    assert!(a_status.success(), "A exited with {a_status}\n{context}");
+    assert!(b_status.success(), "B exited with {b_status}\n{context}");
+    for (who, phone, reason) in [("A", &a, "local"), ("B", &b, "remote")] {
+        assert!(phone.event("registered").is_some(), "{who} did not register with Kamailio\n{context}");
+        let answered = phone.event("answered").unwrap_or_else(|| panic!("{who}: no answered event\n{context}"));
+        assert!(answered.contains(&format!("\"codec\":\"{codec_name}\"")), "{who}: {answered}");
+        let hung_up = phone.event("hung_up").unwrap_or_else(|| panic!("{who}: no hung_up event\n{context}"));
+        assert!(hung_up.contains(&format!("\"reason\":\"{reason}\"")), "{who}: {hung_up}\n{context}");
+    }
+    let seconds = f64::from(CALL_SECONDS) - 1.5;
+    assert_recording_holds(&a_wav, rate, TONE_B, seconds, "A", &context);
+    assert_recording_holds(&b_wav, rate, TONE_A, seconds, "B", &context);
+}
+
+#[test]
+fn softphones_register_with_kamailio_and_an_opus_call_through_it_carries_both_tones() {
+    call_through_kamailio("opus", "opus", 48_000);
+}
+
+#[test]
+fn softphones_register_with_kamailio_and_a_pcmu_call_through_it_carries_both_tones() {
+    call_through_kamailio("pcmu", "PCMU", 8_000);
+}
+
+#[test]
+fn baresip_calls_the_softphone_through_kamailio_and_each_hears_the_other() {
+    if !peers_ready(&[Peer::Kamailio, Peer::Baresip]) {
+        return;
+    }
+    let kamailio = Kamailio::start(KamailioConfig::new(DOMAIN).user("1001", "pw1001").user("1002", "pw1002"))
+        .unwrap_or_else(|e| panic!("start kamailio: {e}"));
+    let dir = temp_dir("interop-kamailio-").unwrap_or_else(|e| panic!("{e}"));
+    let wav = dir.path().join("softphone.wav");
+    let tone_b = format!("tone:{TONE_B}");
+    let extra = ["--auto-answer", "--audio-in", &tone_b, "--audio-out", wav.to_str().unwrap(), "--duration", "25"];
+    let args = phone_args(kamailio.addr(), DOMAIN, "1001", &extra).unwrap_or_else(|e| panic!("{e}"));
+    let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
+    softphone.wait_for_event("registered", WAIT).unwrap_or_else(|e| panic!("{e}\n{}", kamailio.log_tail(30)));
+    let config = BaresipConfig::new("1002", "pw1002", DOMAIN, kamailio.addr()).codec(BaresipCodec::Opus).tone(TONE_A);
+    let mut baresip = Baresip::start("caller", &config.answer(AnswerMode::Manual)).unwrap_or_else(|e| panic!("{e}"));
+    baresip.wait_registered(WAIT).unwrap_or_else(|e| panic!("{e}\n{}", kamailio.log_tail(30)));
+
+    baresip.dial(&format!("sip:1001@{DOMAIN}")).unwrap_or_else(|e| panic!("{e}"));
+    let established = baresip
+        .wait_for_event("CALL_ESTABLISHED", WAIT)
+        .unwrap_or_else(|e| panic!("{e}\n{}\nkamailio:\n{}", softphone.output(), kamailio.log_tail(30)));
+    std::thread::sleep(Duration::from_secs(5));
+    baresip.hangup().unwrap_or_else(|e| panic!("{e}"));
+    let closed = baresip.wait_for_event("CALL_CLOSED", WAIT).unwrap_or_else(|e| panic!("{e}"));
+    let status = softphone.wait(WAIT).unwrap_or_else(|e| panic!("{e}"));
+    baresip.quit(WAIT).unwrap_or_else(|e| panic!("{e}"));
+    let context =
+        format!("softphone:\n{}\n{}\nkamailio:\n{}", softphone.output(), baresip.output(), kamailio.log_tail(30));
+
+    assert!(status.success(), "the softphone exited with {status}\n{context}");
+    let hung_up = softphone.event("hung_up").unwrap_or_else(|| panic!("no hung_up event\n{context}"));
+    assert!(hung_up.contains("\"reason\":\"remote\""), "{hung_up}\n{context}");
+    let seconds = closed.at.duration_since(established.at).as_secs_f64() - 1.0;
+    assert_recording_holds(&wav, 48_000, TONE_A, seconds, "the softphone", &context);
+    let recording = baresip.recording().unwrap_or_else(|e| panic!("{e}"));
+    assert_recording_holds(&recording, 48_000, TONE_B, seconds, "baresip", &context);
+}
