@@ -38,6 +38,9 @@ pub struct RegistrarConfig {
     pub data_dir: PathBuf,
     /// Log every SIP message sent and received.
     pub sip_trace: bool,
+    /// Record every SIP message sent and received in this pcap file (created or truncated at
+    /// start; a relative path is taken from the working directory).
+    pub pcap: Option<PathBuf>,
     /// `host[:port]` to write in Via and Record-Route when bound to an unspecified address
     /// (`0.0.0.0` or `::`), where the socket's own address is not reachable by peers.
     pub advertise: Option<String>,
@@ -61,6 +64,7 @@ impl Default for RegistrarConfig {
             realm: None,
             data_dir: PathBuf::from("registrar-data"),
             sip_trace: false,
+            pcap: None,
             advertise: None,
             timers: TimerConfig::default(),
             registration: RegistrationConfig::default(),

@@ -37,6 +37,8 @@ pub struct SoftphoneConfig {
     pub audio_out: Option<String>,
     /// Log every SIP message sent and received.
     pub sip_trace: bool,
+    /// Record every SIP, RTP and RTCP packet sent and received in this pcap file.
+    pub pcap: Option<std::path::PathBuf>,
     /// The SIP accounts (`[[account]]` tables), in the file's order.
     #[serde(rename = "account")]
     pub accounts: Vec<AccountConfig>,
@@ -54,6 +56,7 @@ impl Default for SoftphoneConfig {
             audio_in: None,
             audio_out: None,
             sip_trace: false,
+            pcap: None,
             accounts: Vec::new(),
         }
     }
@@ -190,6 +193,12 @@ mod tests {
         assert_eq!(config.account(None).map(|a| a.name.as_str()), Some("office"));
         assert_eq!(config.account(Some("home")).map(|a| a.user.as_str()), Some("2001"));
         assert_eq!(config.account(Some("nosuch")), None);
+    }
+
+    #[test]
+    fn pcap_key_names_the_capture_file() {
+        let config = parse("pcap = \"phone.pcap\"\n").expect("valid");
+        assert_eq!(config.pcap.as_deref(), Some(std::path::Path::new("phone.pcap")));
     }
 
     #[test]

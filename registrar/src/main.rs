@@ -33,6 +33,9 @@ struct Cli {
     /// Log every SIP message received and sent.
     #[arg(long)]
     sip_trace: bool,
+    /// Record every SIP message received and sent in a pcap file for Wireshark.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
 }
 
 fn parse_user(s: &str) -> Result<(String, String), String> {
@@ -64,6 +67,9 @@ fn main() -> ExitCode {
         config.data_dir = dir.clone();
     }
     config.sip_trace |= cli.sip_trace;
+    if cli.pcap.is_some() {
+        config.pcap = cli.pcap.clone();
+    }
     config.accounts.extend(cli.user.iter().cloned());
 
     let filter = if config.sip_trace { "info,sip=trace" } else { "info" };

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 use config::RegistrarConfig;
 use proto::auth::{Algorithm, DigestConfig, DigestServer, FailureLimiter, LimiterConfig};
-use proto::io::{Locator, TransportOptions, Transports};
+use proto::io::{Capture, DEFAULT_CAPTURE_LIMIT, Locator, TransportOptions, Transports};
 use proto::sip::Host;
 use proto::transaction::{Target, TimerConfig, TransactionLayer};
 use tokio::sync::mpsc;
@@ -24,6 +24,8 @@ pub async fn run(config: RegistrarConfig) -> anyhow::Result<()> {
     let options = TransportOptions { max_message_size: config.limits.max_message_size, ..TransportOptions::default() };
     let (transports, mut inbound) = Transports::bind(&config.bind, options).await?;
     let listen = transports.local_addrs();
+    let capture = Capture::open(config.pcap.as_deref(), DEFAULT_CAPTURE_LIMIT)?;
+    transports.set_capture(capture.clone());
 
     let realm = config.realm.clone().or_else(|| config.domain.clone()).unwrap_or_else(|| "registrar".to_owned());
     let advertise = config.advertise.as_deref().map(parse_advertise).transpose()?;
@@ -127,6 +129,7 @@ pub async fn run(config: RegistrarConfig) -> anyhow::Result<()> {
         }
     }
     core.flush();
+    capture.flush();
     Ok(())
 }
 

@@ -117,6 +117,9 @@ pub struct Cli {
     /// Send `--transfer` this long after the call is answered (at once when left out).
     #[arg(long, value_name = "SECONDS")]
     pub transfer_at: Option<f64>,
+    /// Record every SIP, RTP and RTCP packet sent and received in a pcap file for Wireshark.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
 }
 
 /// What was wrong with the command line.
@@ -279,6 +282,8 @@ pub struct Config {
     pub transfer: Option<DialTarget>,
     /// Transfer this long after answer.
     pub transfer_at: Duration,
+    /// Record every packet in this pcap file.
+    pub pcap: Option<PathBuf>,
 }
 
 impl Config {
@@ -365,6 +370,7 @@ impl Config {
             transfer,
             transfer_at: seconds(cli.transfer_at, "--transfer-at")?.unwrap_or_default(),
             tui: cli.tui,
+            pcap: cli.pcap.or(file.pcap),
         })
     }
 

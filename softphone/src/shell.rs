@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use proto::codec::CodecKind;
-use proto::io::{TransportOptions, Transports};
+use proto::io::{Capture, DEFAULT_CAPTURE_LIMIT, TransportOptions, Transports};
 use proto::sdp::{Codec, LocalMedia};
 use proto::sip::{Host, Transport, Uri};
 use proto::transaction::{Target, TimerConfig};
@@ -148,6 +148,9 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
         .context("no UDP socket for SIP")?;
     let (rtp, rtcp) = bind_rtp_pair(local_ip)?;
     let rtp_port = rtp.local_addr()?.port();
+    let capture = Capture::open(config.pcap.as_deref(), DEFAULT_CAPTURE_LIMIT)?;
+    transports.set_capture(capture.clone());
+    let (rtp_addr, rtcp_addr) = (rtp.local_addr()?, rtcp.local_addr()?);
     info!(sip = %local, rtp = rtp_port, "listening");
 
     let domain = config.domain.clone().or_else(|| config.registrar.as_ref().map(|r| r.host.clone()));
@@ -261,7 +264,9 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                     }
                 }
                 Event::Answered { negotiated } => {
-                    match switch_media(&config, media.take(), &negotiated, (now, &rtcp, &mut out), &mut rng).await {
+                    match switch_media(&config, media.take(), &negotiated, (now, &rtcp, &capture, &mut out), &mut rng)
+                        .await
+                    {
                         Ok(m) => {
                             ui.show(&UiEvent::Answered {
                                 codec: m.session.codec().name().to_owned(),
@@ -301,7 +306,7 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                     let stats = match media.as_mut().filter(|_| media_of_old_leg) {
                         Some(m) => {
                             if let Some(dest) = m.session.stop(now, &mut out) {
-                                let _ = rtcp.send_to(&out, dest).await;
+                                send(&rtcp, &capture, &out, dest).await;
                             }
                             Some(m.session.stats())
                         }
@@ -312,7 +317,7 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                 }
                 Event::HungUp { reason } => {
                     script = Script::default();
-                    let stats = media.take().map(|m| stop_media(m, now, &rtcp, &mut out));
+                    let stats = media.take().map(|m| stop_media(m, now, &rtcp, &capture, &mut out));
                     let stats = match stats {
                         Some(fut) => Some(fut.await),
                         None => None,
@@ -363,11 +368,13 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                 agent.handle_message(&msg.data, Target { transport: msg.transport, addr: msg.source }, Instant::now());
             }
             got = rtp.recv_from(&mut rtp_buf) => {
+                if let Ok((n, from)) = &got { capture.udp(*from, rtp_addr, rtp_buf.get(..*n).unwrap_or_default()) }
                 if let (Ok((n, from)), Some(m)) = (got, media.as_mut()) {
                     m.session.handle_datagram(rtp_buf.get(..n).unwrap_or_default(), from, Instant::now());
                 }
             }
             got = rtcp.recv_from(&mut rtcp_buf) => {
+                if let Ok((n, from)) = &got { capture.udp(*from, rtcp_addr, rtcp_buf.get(..*n).unwrap_or_default()) }
                 if let (Ok((n, from)), Some(m)) = (got, media.as_mut()) {
                     m.session.handle_datagram(rtcp_buf.get(..n).unwrap_or_default(), from, Instant::now());
                 }
@@ -381,7 +388,7 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                         ui.show(&UiEvent::OnsetSent { unix_us: unix_us_at(at, rate) });
                     }
                     match m.session.send_frame(&m.frame, now, &mut out) {
-                        Ok(Some(dest)) => { let _ = rtp.send_to(&out, dest).await; }
+                        Ok(Some(dest)) => send(&rtp, &capture, &out, dest).await,
                         Ok(None) => {}
                         Err(e) => warn!(error = %e, "frame not encoded"),
                     }
@@ -419,7 +426,7 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                 if let Some(m) = media.as_mut()
                     && let Some(dest) = m.session.poll_rtcp(now, &mut rng, &mut out)
                 {
-                    let _ = rtcp.send_to(&out, dest).await;
+                    send(&rtcp, &capture, &out, dest).await;
                 }
                 script.due(&config, now, &mut commands);
                 if hangup_at.take_if(|at| *at <= now).is_some() {
@@ -453,11 +460,12 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
     }
     Ringing::stop(&mut ringing);
     if let Some(m) = media.take() {
-        let stats = stop_media(m, Instant::now(), &rtcp, &mut out).await;
+        let stats = stop_media(m, Instant::now(), &rtcp, &capture, &mut out).await;
         show_hangup(&mut ui, &HangupReason::Local, Some(stats));
     }
     // Give the last datagrams (ACK, 200 to BYE) a moment to leave before the sockets close.
     tokio::time::sleep(Duration::from_millis(50)).await;
+    capture.flush();
     Ok(outcome)
 }
 
@@ -629,7 +637,7 @@ async fn switch_media<R: rand::RngCore>(
     config: &Config,
     old: Option<ActiveMedia>,
     negotiated: &proto::sdp::Negotiated,
-    (now, rtcp, out): (Instant, &UdpSocket, &mut Vec<u8>),
+    (now, rtcp, capture, out): (Instant, &UdpSocket, &Capture, &mut Vec<u8>),
     rng: &mut R,
 ) -> anyhow::Result<ActiveMedia> {
     let Some(mut old) = old else { return start_media(config, negotiated, now, rng) };
@@ -639,14 +647,14 @@ async fn switch_media<R: rand::RngCore>(
                 && session.frame_samples() == old.session.frame_samples() =>
         {
             if let Some(dest) = old.session.stop(now, out) {
-                let _ = rtcp.send_to(out, dest).await;
+                send(rtcp, capture, out, dest).await;
             }
             old.session = session;
             old.session.set_muted(old.muted);
             Ok(old)
         }
         _ => {
-            stop_media(old, now, rtcp, out).await;
+            stop_media(old, now, rtcp, capture, out).await;
             start_media(config, negotiated, now, rng)
         }
     }
@@ -691,15 +699,31 @@ fn restart_or_update<R: rand::RngCore>(
     }
 }
 
-async fn stop_media(mut m: ActiveMedia, now: Instant, rtcp: &UdpSocket, out: &mut Vec<u8>) -> crate::media::MediaStats {
+async fn stop_media(
+    mut m: ActiveMedia,
+    now: Instant,
+    rtcp: &UdpSocket,
+    capture: &Capture,
+    out: &mut Vec<u8>,
+) -> crate::media::MediaStats {
     if let Some(dest) = m.session.stop(now, out) {
-        let _ = rtcp.send_to(out, dest).await;
+        send(rtcp, capture, out, dest).await;
     }
     m.source.close();
     if let Err(e) = m.sink.finish() {
         warn!(error = %e, "audio output not finished");
     }
     m.session.stats()
+}
+
+/// Sends a datagram, recording it in the capture once sent (`--pcap`).
+async fn send(socket: &UdpSocket, capture: &Capture, data: &[u8], dest: SocketAddr) {
+    if socket.send_to(data, dest).await.is_ok()
+        && capture.is_enabled()
+        && let Ok(local) = socket.local_addr()
+    {
+        capture.udp(local, dest, data);
+    }
 }
 
 /// The next 20 ms frame period of the call's media; never while there is none.

@@ -23,11 +23,12 @@ mod process;
 mod registrar;
 mod sipp;
 pub mod softphone;
+pub mod tshark;
 
 pub use error::HarnessError;
 pub use kamailio::{Kamailio, KamailioConfig, write_accounts_db};
 pub use peers::{Peer, SKIP_PEERS_ENV, peers_ready, require_peers};
-pub use ports::free_port;
+pub use ports::{free_port, unique_loopback_ip};
 pub use probe::{options_status, wait_until_answering};
 pub use registrar::{Registrar, RegistrarConfig, registrar_exe};
 pub use sipp::{Sipp, SippOutcome, SippRun};

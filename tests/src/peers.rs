@@ -19,6 +19,8 @@ pub enum Peer {
     /// The tmux terminal multiplexer (`tmux`, package `tmux`): a pseudo-terminal to drive the
     /// interactive softphone through.
     Tmux,
+    /// Wireshark's command-line analyzer (`tshark`, package `tshark`).
+    Tshark,
 }
 
 impl Peer {
@@ -29,6 +31,7 @@ impl Peer {
             Peer::Kamailio => "kamailio",
             Peer::Baresip => "baresip",
             Peer::Tmux => "tmux",
+            Peer::Tshark => "tshark",
         }
     }
 
@@ -39,6 +42,7 @@ impl Peer {
             Peer::Kamailio => "kamailio",
             Peer::Baresip => "baresip-core",
             Peer::Tmux => "tmux",
+            Peer::Tshark => "tshark",
         }
     }
 

@@ -3,6 +3,7 @@
 use crate::{HarnessError, Result};
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 const ATTEMPTS: u32 = 64;
@@ -28,6 +29,16 @@ pub fn free_port() -> Result<u16> {
         }
     }
     Err(HarnessError::NoFreePort { attempts: ATTEMPTS })
+}
+
+/// An address in 127.0.0.0/8 that this process has not handed out before, so that a test can
+/// put its peers on addresses of their own and capture only their traffic (`host …` filters).
+/// The second byte comes from the process id, so test binaries running side by side differ.
+pub fn unique_loopback_ip() -> Ipv4Addr {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let process = (std::process::id() % 250) as u8 + 2;
+    Ipv4Addr::new(127, process, (n / 250 % 256) as u8, (n % 250) as u8 + 2)
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ pub(crate) fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<ExitSt
 
 /// Sends `signal` (a name such as `TERM`) to `target`, a pid or a negative process
 /// group id, with the system's `kill` (the workspace forbids `unsafe`).
-fn send_signal(signal: &str, target: &str) {
+pub(crate) fn send_signal(signal: &str, target: &str) {
     let _ = Command::new("kill")
         .arg(format!("-{signal}"))
         .arg("--")

@@ -51,6 +51,8 @@ pub struct RegistrarConfig {
     /// The network namespace to run in (see [`crate::netns`]); readiness is then its
     /// "listening" line, since the probe cannot reach into the namespace.
     pub netns: Option<String>,
+    /// `--pcap FILE`: record every SIP message in a capture file.
+    pub pcap: Option<PathBuf>,
 }
 
 impl RegistrarConfig {
@@ -63,6 +65,7 @@ impl RegistrarConfig {
             sip_trace: false,
             config_file: None,
             netns: None,
+            pcap: None,
         }
     }
 
@@ -75,6 +78,12 @@ impl RegistrarConfig {
     /// Turns on `--sip-trace`.
     pub fn sip_trace(mut self) -> Self {
         self.sip_trace = true;
+        self
+    }
+
+    /// Turns on `--pcap FILE`.
+    pub fn pcap(mut self, file: &Path) -> Self {
+        self.pcap = Some(file.to_owned());
         self
     }
 
@@ -91,6 +100,9 @@ impl RegistrarConfig {
         args.extend(["--data-dir".to_owned(), data_dir.display().to_string()]);
         if self.sip_trace {
             args.push("--sip-trace".to_owned());
+        }
+        if let Some(file) = &self.pcap {
+            args.extend(["--pcap".to_owned(), file.display().to_string()]);
         }
         if let Some(file) = &self.config_file {
             args.extend(["--config".to_owned(), file.display().to_string()]);

@@ -5,12 +5,19 @@
 //! the far end's audio per tick from the moment the call is answered to the moment it ends, and
 //! nothing before or after. So each recording must last about as long as the call and hold the
 //! far end's tone in at least 90% of its 20 ms blocks (Goertzel, `proto::codec::tone`).
+//!
+//! The Opus and PCMU calls are also judged by Wireshark (`voip_tests::tshark`): each phone sits
+//! on a loopback address of its own, tshark captures their traffic on `lo`, and that capture,
+//! both phones' `--pcap` files and the registrar's must dissect cleanly with the expected SIP
+//! counts, RTP found from the SDP with the negotiated codec, and RTCP.
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
 use voip_tests::softphone::{Softphone, read_wav, tone_blocks};
-use voip_tests::{Registrar, RegistrarConfig, free_port, temp_dir};
+use voip_tests::tshark::{CaptureSummary, Checksums, LiveCapture, analyze};
+use voip_tests::{Peer, Registrar, RegistrarConfig, free_port, peers_ready, temp_dir, unique_loopback_ip};
 
 const DOMAIN: &str = "voip.test";
 /// How long the caller runs (`--duration`); the call takes nearly all of it.
@@ -38,19 +45,112 @@ fn assert_recording_holds(path: &Path, rate: u32, freq: u32, who: &str) {
     );
 }
 
-fn call_carries_both_tones(codecs: Option<&str>, expect_codec: &str, rate: u32) {
-    let registrar = Registrar::start(RegistrarConfig::new(DOMAIN).user("1001", "pw1001").user("1002", "pw1002"))
-        .unwrap_or_else(|e| panic!("start the registrar: {e}"));
+/// `args` with the `--bind` address moved to `ip` (same port) and `--pcap FILE` added.
+fn on_own_address(mut args: Vec<String>, ip: Ipv4Addr, pcap: &Path) -> Vec<String> {
+    if let Some(i) = args.iter().position(|a| a == "--bind") {
+        let port = args[i + 1].rsplit(':').next().unwrap_or_default().to_owned();
+        args[i + 1] = format!("{ip}:{port}");
+    }
+    args.extend(["--pcap".to_owned(), pcap.display().to_string()]);
+    args
+}
+
+/// SIP counts as `-z sip,stat` gives them; exact unless tshark saw retransmissions (a loaded
+/// machine), then at least.
+fn assert_sip(summary: &CaptureSummary, who: &str, requests: &[(&str, u64)], responses: &[(u16, u64)]) {
+    let exact = summary.sip_resent == 0;
+    if !exact {
+        eprintln!("{who}: {} SIP retransmissions; counts checked as minimums", summary.sip_resent);
+    }
+    for (method, n) in requests {
+        let seen = summary.requests(method);
+        assert!(if exact { seen == *n } else { seen >= *n }, "{who}: {seen} {method}, expected {n}: {summary:#?}");
+    }
+    for (status, n) in responses {
+        let seen = summary.responses(*status);
+        assert!(if exact { seen == *n } else { seen >= *n }, "{who}: {seen} × {status}, expected {n}: {summary:#?}");
+    }
+}
+
+/// Clean dissection, and the call's two RTP streams found from the SDP with `payload`
+/// (`-z rtp,streams` name) as payload type `pt`, no loss or sequence/timestamp problem, RTCP.
+fn assert_clean_media(summary: &CaptureSummary, who: &str, payload: &str, pt: u8) {
+    assert!(summary.problems.is_empty(), "{who}: Wireshark found problems: {:#?}", summary.problems);
+    assert!(summary.rtp_packets >= 300, "{who}: only {} RTP packets: {summary:#?}", summary.rtp_packets);
+    assert_eq!(summary.rtp_not_from_sdp, 0, "{who}: RTP not set up by the SDP: {summary:#?}");
+    assert_eq!(summary.rtp_payload_types.iter().copied().collect::<Vec<_>>(), vec![pt], "{who}: {summary:#?}");
+    assert_eq!(summary.rtp_streams.len(), 2, "{who}: one stream each way: {summary:#?}");
+    for stream in &summary.rtp_streams {
+        assert_eq!(stream.payload, payload, "{who}: {stream:?}");
+        assert!(!stream.problem && stream.lost == 0, "{who}: sequence or timestamp problem or loss: {stream:?}");
+        assert!(stream.packets >= 150, "{who}: {stream:?}");
+    }
+    assert!(summary.rtcp_packets >= 2, "{who}: {} RTCP packets", summary.rtcp_packets);
+}
+
+/// Judges the four captures of a call from A (caller, `a_ip`) to B through the registrar.
+fn assert_captures(dir: &Path, live: &Path, a_ip: Ipv4Addr, payload: &str, pt: u8) {
+    let read = |path: &Path, checksums| analyze(path, checksums).unwrap_or_else(|e| panic!("{e}"));
+    let wire = read(live, Checksums::Ignore);
+    let a = read(&dir.join("a.pcap"), Checksums::Validate);
+    let b = read(&dir.join("b.pcap"), Checksums::Validate);
+    let registrar = read(&dir.join("registrar.pcap"), Checksums::Validate);
+    eprintln!(
+        "captures: wire {} frames, A {}, B {}, registrar {}; RTP streams on the wire: {:?}",
+        wire.frames, a.frames, b.frames, registrar.frames, wire.rtp_streams
+    );
+
+    // Caller: REGISTER, 401, REGISTER, 200; INVITE, 407, ACK, INVITE, 100, 180, 200, ACK; BYE, 200;
+    // REGISTER (expires 0), 200. Callee: the same without the proxy's 407 round and 100.
+    let a_requests = [("REGISTER", 3), ("INVITE", 2), ("ACK", 2), ("BYE", 1)];
+    let b_requests = [("REGISTER", 3), ("INVITE", 1), ("ACK", 1), ("BYE", 1)];
+    let both_requests = [("REGISTER", 6), ("INVITE", 3), ("ACK", 3), ("BYE", 2)];
+    assert_sip(&a, "A's --pcap", &a_requests, &[(401, 1), (407, 1), (100, 1), (180, 1), (200, 4)]);
+    assert_sip(&b, "B's --pcap", &b_requests, &[(401, 1), (180, 1), (200, 4)]);
+    assert_sip(&wire, "tshark -i lo", &both_requests, &[(401, 2), (407, 1), (180, 2), (200, 8)]);
+    // The registrar also answered the harness's readiness OPTIONS, which the wire filter leaves out.
+    assert_sip(&registrar, "registrar's --pcap", &both_requests, &[(401, 2), (407, 1), (180, 2)]);
+    assert!(registrar.problems.is_empty(), "registrar's --pcap: {:#?}", registrar.problems);
+    assert_eq!(registrar.rtp_packets, 0, "the registrar carries no media");
+
+    assert_clean_media(&wire, "tshark -i lo", payload, pt);
+    assert_clean_media(&a, "A's --pcap", payload, pt);
+    assert_clean_media(&b, "B's --pcap", payload, pt);
+    // A sender's own record holds every packet it sent, as seen on the wire.
+    for stream in &wire.rtp_streams {
+        let sender = if stream.src.ip() == a_ip { &a } else { &b };
+        let own = sender.rtp_streams.iter().find(|s| s.ssrc == stream.ssrc && s.src == stream.src);
+        assert_eq!(own.map(|s| s.packets), Some(stream.packets), "sender's --pcap vs the wire: {stream:?}");
+    }
+}
+
+/// A calls B through the registrar and each hears the other's tone; with `capture` (the
+/// `-z rtp,streams` payload name and the payload type), the call is captured and judged too.
+fn call_carries_both_tones(codecs: Option<&str>, expect_codec: &str, rate: u32, capture: Option<(&str, u8)>) {
+    let capture = capture.filter(|_| peers_ready(&[Peer::Tshark]));
     let dir = temp_dir("softphone-calls-").unwrap_or_else(|e| panic!("{e}"));
+    let registrar = Registrar::start(
+        RegistrarConfig::new(DOMAIN)
+            .user("1001", "pw1001")
+            .user("1002", "pw1002")
+            .pcap(&dir.path().join("registrar.pcap")),
+    )
+    .unwrap_or_else(|e| panic!("start the registrar: {e}"));
     let (a_wav, b_wav) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
     let codec_args: Vec<&str> = codecs.map(|c| vec!["--codecs", c]).unwrap_or_default();
+    let (a_ip, b_ip) = (unique_loopback_ip(), unique_loopback_ip());
+    let live_path = dir.path().join("wire.pcap");
+    let live = capture.map(|_| {
+        LiveCapture::start(&live_path, &format!("udp and (host {a_ip} or host {b_ip})"), a_ip.into())
+            .unwrap_or_else(|e| panic!("start tshark: {e}"))
+    });
 
     let tone_b = format!("tone:{TONE_B}");
     let mut b_extra =
         vec!["--auto-answer", "--audio-in", &tone_b, "--audio-out", b_wav.to_str().unwrap(), "--duration", "30"];
     b_extra.extend(&codec_args);
-    let mut b = Softphone::start("b", dir.path(), &args(&registrar, "1002", &b_extra))
-        .unwrap_or_else(|e| panic!("start softphone B: {e}"));
+    let b_args = on_own_address(args(&registrar, "1002", &b_extra), b_ip, &dir.path().join("b.pcap"));
+    let mut b = Softphone::start("b", dir.path(), &b_args).unwrap_or_else(|e| panic!("start softphone B: {e}"));
     b.wait_for_event("registered", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
 
     let tone_a = format!("tone:{TONE_A}");
@@ -58,8 +158,8 @@ fn call_carries_both_tones(codecs: Option<&str>, expect_codec: &str, rate: u32) 
     let mut a_extra =
         vec!["--dial", "1002", "--audio-in", &tone_a, "--audio-out", a_wav.to_str().unwrap(), "--duration", &duration];
     a_extra.extend(&codec_args);
-    let mut a = Softphone::start("a", dir.path(), &args(&registrar, "1001", &a_extra))
-        .unwrap_or_else(|e| panic!("start softphone A: {e}"));
+    let a_args = on_own_address(args(&registrar, "1001", &a_extra), a_ip, &dir.path().join("a.pcap"));
+    let mut a = Softphone::start("a", dir.path(), &a_args).unwrap_or_else(|e| panic!("start softphone A: {e}"));
 
     let a_status = a.wait(Duration::from_secs(u64::from(CALL_SECONDS) + 15)).unwrap_or_else(|e| panic!("{e}"));
     let b_status = b.wait(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
@@ -75,16 +175,22 @@ fn call_carries_both_tones(codecs: Option<&str>, expect_codec: &str, rate: u32) 
     }
     assert_recording_holds(&a_wav, rate, TONE_B, "A");
     assert_recording_holds(&b_wav, rate, TONE_A, "B");
+    if let (Some((payload, pt)), Some(live)) = (capture, live) {
+        let live = live.stop().unwrap_or_else(|e| panic!("stop tshark: {e}"));
+        let mut registrar = registrar;
+        registrar.stop(); // writes out its capture
+        assert_captures(dir.path(), &live, a_ip, payload, pt);
+    }
 }
 
 #[test]
-fn opus_call_through_registrar_carries_each_tone_to_the_other_side() {
-    call_carries_both_tones(None, "opus", 48_000);
+fn opus_call_through_registrar_carries_each_tone_and_wireshark_decodes_it_cleanly() {
+    call_carries_both_tones(None, "opus", 48_000, Some(("opus", 96)));
 }
 
 #[test]
-fn pcmu_call_through_registrar_carries_each_tone_to_the_other_side() {
-    call_carries_both_tones(Some("pcmu"), "PCMU", 8_000);
+fn pcmu_call_through_registrar_carries_each_tone_and_wireshark_decodes_it_cleanly() {
+    call_carries_both_tones(Some("pcmu"), "PCMU", 8_000, Some(("g711U", 0)));
 }
 
 #[test]

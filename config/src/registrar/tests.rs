@@ -32,6 +32,7 @@ fn example_file_mentions_every_option() {
         "realm",
         "data_dir",
         "sip_trace",
+        "pcap",
         "advertise",
         "[timers]",
         "t1_ms",
@@ -283,4 +284,11 @@ fn load_reads_a_file_and_names_it_in_errors() {
     assert!(matches!(e, ConfigError::Read { .. }));
     assert!(e.to_string().contains("cannot read the configuration file"), "{e}");
     std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn pcap_key_names_the_capture_file() {
+    let config = parse("pcap = \"calls.pcap\"\n").expect("valid");
+    assert_eq!(config.pcap.as_deref(), Some(std::path::Path::new("calls.pcap")));
+    assert_eq!(parse("").expect("valid").pcap, None, "no capture unless asked");
 }

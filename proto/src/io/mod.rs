@@ -3,12 +3,18 @@
 //! - [`framing`]: cutting SIP messages out of a TCP byte stream (RFC 3261 §18.3).
 //! - [`transport`]: the UDP and TCP sockets, delivering [`Inbound`] messages and sending
 //!   [`Transmit`]s (RFC 3261 §18).
+//! - [`pcap`]: packets as a pcap file, with their Ethernet, IP and UDP/TCP headers.
+//! - [`capture`]: `--pcap FILE`, the shells' record of every packet sent and received.
 //! - [`dns`]: locating a SIP server from a URI's host, port and transport (RFC 3263 §4).
 
+pub mod capture;
 pub mod dns;
 pub mod framing;
+pub mod pcap;
 pub mod transport;
 
+pub use capture::{Capture, CaptureError, DEFAULT_CAPTURE_LIMIT};
 pub use dns::{LocateError, Locator, Target};
 pub use framing::{Frame, StreamFramer};
+pub use pcap::{PcapError, PcapWriter};
 pub use transport::{BindError, Inbound, Transmit, TransportOptions, TransportStats, Transports};

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -25,6 +25,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use crate::io::capture::Capture;
 use crate::io::framing::{Frame, StreamFramer};
 use crate::sip::Transport;
 
@@ -169,6 +170,8 @@ struct Shared {
     send_failures: AtomicU64,
     connections_refused: AtomicU64,
     runtime: Handle,
+    /// Where every packet sent and received is recorded, once set.
+    capture: OnceLock<Capture>,
 }
 
 /// The table's handle on a TCP connection task.
@@ -202,6 +205,7 @@ impl Transports {
             send_failures: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
             runtime: runtime.clone(),
+            capture: OnceLock::new(),
         });
         let mut inner = Inner { shared: shared.clone(), udp: Vec::new(), tcp: Vec::new(), tasks: Vec::new() };
         for Bound { udp, udp_sender, udp_addr, tcp, tcp_addr } in bound {
@@ -224,6 +228,14 @@ impl Transports {
         }
     }
 
+    /// Records every datagram and TCP byte sent or received from now on in `capture`
+    /// (`--pcap`). Only the first call has an effect.
+    pub fn set_capture(&self, capture: Capture) {
+        if capture.is_enabled() {
+            let _ = self.inner.shared.capture.set(capture);
+        }
+    }
+
     /// The addresses listened on, with the ports the system chose.
     pub fn local_addrs(&self) -> Vec<(Transport, SocketAddr)> {
         let udp = self.inner.udp.iter().map(|(a, _)| (Transport::Udp, *a));
@@ -241,11 +253,17 @@ impl Transports {
     }
 
     fn send_udp(&self, dest: SocketAddr, data: &[u8]) {
-        let Some(socket) = self.udp_socket_for(dest) else {
+        let Some((local, socket)) = self.udp_socket_for(dest) else {
             self.inner.shared.send_failed(dest, "no UDP socket of this address family");
             return;
         };
-        if let Err(error) = socket.send_to(data, dest) {
+        let sent = socket.send_to(data, dest);
+        if sent.is_ok()
+            && let Some(capture) = self.inner.shared.capture.get()
+        {
+            capture.udp(local, dest, data);
+        }
+        if let Err(error) = sent {
             if error.kind() == io::ErrorKind::WouldBlock {
                 self.inner.shared.send_failed(dest, "UDP send buffer full");
             } else {
@@ -256,18 +274,18 @@ impl Transports {
     }
 
     /// The UDP socket of the destination's family whose address suits it best.
-    fn udp_socket_for(&self, dest: SocketAddr) -> Option<&std::net::UdpSocket> {
-        let mut best: Option<(u8, &std::net::UdpSocket)> = None;
+    fn udp_socket_for(&self, dest: SocketAddr) -> Option<(SocketAddr, &std::net::UdpSocket)> {
+        let mut best: Option<(u8, SocketAddr, &std::net::UdpSocket)> = None;
         for (local, socket) in &self.inner.udp {
             if local.is_ipv4() != dest.is_ipv4() {
                 continue;
             }
             let score = route_score(local.ip(), dest.ip());
-            if best.is_none_or(|(s, _)| score > s) {
-                best = Some((score, socket));
+            if best.is_none_or(|(s, _, _)| score > s) {
+                best = Some((score, *local, socket));
             }
         }
-        best.map(|(_, socket)| socket)
+        best.map(|(_, local, socket)| (local, socket))
     }
 
     #[cfg(test)]
@@ -388,6 +406,9 @@ async fn receive_udp(socket: UdpSocket, local: SocketAddr, shared: Arc<Shared>) 
             }
         };
         let datagram = &buf[..len];
+        if let Some(capture) = shared.capture.get() {
+            capture.udp(source, local, datagram);
+        }
         if datagram.iter().all(|&b| b == b'\r' || b == b'\n') {
             continue; // empty, or a CRLF keep-alive
         }
@@ -554,6 +575,9 @@ async fn drive(
                     return Ok(());
                 }
                 deadline.as_mut().reset(Instant::now() + idle);
+                if let Some(capture) = shared.capture.get() {
+                    capture.tcp(peer, local, &buf[..n]);
+                }
                 framer.push(&buf[..n]);
                 while let Some(frame) = framer.next_frame() {
                     let (data, too_large) = match frame {
@@ -561,6 +585,9 @@ async fn drive(
                         Frame::TooLarge { head } => (head, true),
                         Frame::Ping => {
                             write(&mut writer, b"\r\n", idle).await?;
+                            if let Some(capture) = shared.capture.get() {
+                                capture.tcp(local, peer, b"\r\n");
+                            }
                             continue;
                         }
                         Frame::Invalid { head } => {
@@ -585,6 +612,9 @@ async fn drive(
                 let Some(message) = message else { return Ok(()) };
                 let data = collect_batch(message, queue, &mut batch);
                 write(&mut writer, data, idle).await?;
+                if let Some(capture) = shared.capture.get() {
+                    capture.tcp(local, peer, data);
+                }
                 batch.clear();
                 if reading {
                     deadline.as_mut().reset(Instant::now() + idle);
@@ -943,5 +973,71 @@ mod tests {
         next(&mut rx).await;
         drop(transports);
         assert!(closed_by_peer(&mut client).await);
+    }
+
+    /// (protocol, source, destination, payload) of every IPv4 record of a capture file.
+    fn captured(file: &[u8]) -> Vec<(u8, SocketAddr, SocketAddr, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut rest = &file[24..];
+        while rest.len() >= 16 {
+            let len = u32::from_le_bytes(rest[8..12].try_into().unwrap()) as usize;
+            let ip = &rest[16 + 14..16 + len];
+            let header = usize::from(if ip[9] == 6 { 20u8 } else { 8 });
+            let addr = |at: usize, port: usize| {
+                let octets: [u8; 4] = ip[at..at + 4].try_into().unwrap();
+                SocketAddr::from((octets, u16::from_be_bytes([ip[20 + port], ip[21 + port]])))
+            };
+            out.push((ip[9], addr(12, 0), addr(16, 2), ip[20 + header..].to_vec()));
+            rest = &rest[16 + len..];
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn capture_records_udp_and_tcp_both_ways_with_their_real_addresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sip.pcap");
+        let capture = Capture::create(&path, 1 << 20).unwrap();
+        let (transports, mut rx) = bind_loopback(opts()).await;
+        transports.set_capture(capture.clone());
+        let (server_udp, server_tcp) = (addr_of(&transports, Transport::Udp), addr_of(&transports, Transport::Tcp));
+
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        client.send_to(OPTIONS, server_udp).await.unwrap();
+        let inbound = next(&mut rx).await;
+        transports.send(Transmit {
+            transport: Transport::Udp,
+            dest: inbound.source,
+            data: Bytes::from_static(MESSAGE),
+        });
+        let mut buf = [0; 2000];
+        tokio::time::timeout(WAIT, client.recv_from(&mut buf)).await.unwrap().unwrap();
+
+        let mut stream = TcpStream::connect(server_tcp).await.unwrap();
+        stream.write_all(OPTIONS).await.unwrap();
+        let inbound = next(&mut rx).await;
+        transports.send(Transmit {
+            transport: Transport::Tcp,
+            dest: inbound.source,
+            data: Bytes::from_static(MESSAGE),
+        });
+        read_exactly(&mut stream, MESSAGE.len()).await;
+
+        let (udp_client, tcp_client) = (client.local_addr().unwrap(), stream.local_addr().unwrap());
+        let expected = vec![
+            (17, udp_client, server_udp, OPTIONS.to_vec()),
+            (17, server_udp, udp_client, MESSAGE.to_vec()),
+            (6, tcp_client, server_tcp, Vec::new()),
+            (6, server_tcp, tcp_client, Vec::new()),
+            (6, tcp_client, server_tcp, Vec::new()),
+            (6, tcp_client, server_tcp, OPTIONS.to_vec()),
+            (6, server_tcp, tcp_client, MESSAGE.to_vec()),
+        ];
+        let complete = eventually(|| {
+            capture.flush();
+            captured(&std::fs::read(&path).unwrap()) == expected
+        })
+        .await;
+        assert!(complete, "captured: {:?}", captured(&std::fs::read(&path).unwrap()));
     }
 }
