@@ -250,6 +250,9 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                         shutdown_at.get_or_insert_with(|| begin_shutdown(&mut agent, now));
                     }
                 }
+                Event::RegistrationLost { status, reason, retry_in } => {
+                    ui.show(&UiEvent::RegistrationLost { status, reason, retry_in_s: retry_in.as_secs() })
+                }
                 Event::Unregistered => ui.show(&UiEvent::Unregistered),
                 Event::Incoming { from } => {
                     ui.show(&UiEvent::Incoming { from });

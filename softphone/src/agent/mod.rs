@@ -37,7 +37,7 @@ mod tests;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use proto::dialog::{SentBy, new_branch, new_call_id, new_tag};
 use proto::sdp::{LocalMedia, Negotiated};
@@ -94,6 +94,17 @@ pub enum Event {
         status: u16,
         /// The reason phrase or what went wrong.
         reason: String,
+    },
+    /// A refresh failed after we had been registered (the registrar restarting, unreachable, or
+    /// in trouble); the agent tries again after `retry_in` and says [`Event::Registered`] when it
+    /// is back.
+    RegistrationLost {
+        /// The final status, 408 when the registrar did not answer.
+        status: u16,
+        /// The reason phrase or what went wrong.
+        reason: String,
+        /// How long until the next try.
+        retry_in: Duration,
     },
     /// Our binding is removed.
     Unregistered,
@@ -253,10 +264,12 @@ impl UserAgent {
 
     /// Removes our binding (REGISTER with Expires 0); [`Event::Unregistered`] follows.
     pub fn unregister(&mut self, now: Instant) {
-        let registered = self
-            .registration
-            .as_ref()
-            .is_some_and(|r| matches!(r.state, RegState::Registered { .. } | RegState::Pending { expires: 1.., .. }));
+        let registered = self.registration.as_ref().is_some_and(|r| {
+            matches!(
+                r.state,
+                RegState::Registered { .. } | RegState::Retrying { .. } | RegState::Pending { expires: 1.., .. }
+            )
+        });
         if registered {
             self.send_register(0, now);
         }
@@ -331,13 +344,11 @@ impl UserAgent {
                 }
                 TxnEvent::Timeout { id } => {
                     if self.is_registration(id) {
+                        let jitter = self.rng.random_range(0.5..=1.0);
                         if let Some(r) = &mut self.registration {
-                            r.state = RegState::Failed;
+                            let outcome = r.fail(408, "the registrar did not answer", now, jitter);
+                            self.report_registration(outcome);
                         }
-                        self.events.push_back(Event::RegistrationFailed {
-                            status: 408,
-                            reason: "the registrar did not answer".into(),
-                        });
                     } else {
                         self.on_call_timeout(id, now);
                     }
@@ -364,8 +375,9 @@ impl UserAgent {
     }
 
     fn on_register_response(&mut self, response: &proto::sip::Response, now: Instant) {
+        let jitter = self.rng.random_range(0.5..=1.0);
         let Some(registration) = &mut self.registration else { return };
-        match registration.on_response(response, now) {
+        match registration.on_response(response, now, jitter) {
             RegOutcome::Nothing => {}
             RegOutcome::Retry { expires, challenge } => {
                 if challenge && !self.reg_digest.on_challenge(response) {
@@ -378,10 +390,20 @@ impl UserAgent {
                 }
                 self.send_register(expires, now);
             }
-            RegOutcome::Registered(expires) => self.events.push_back(Event::Registered { expires }),
-            RegOutcome::Unregistered => self.events.push_back(Event::Unregistered),
-            RegOutcome::Failed(status, reason) => self.events.push_back(Event::RegistrationFailed { status, reason }),
+            outcome => self.report_registration(outcome),
         }
+    }
+
+    /// Tells the UI what a registration outcome means for it.
+    fn report_registration(&mut self, outcome: RegOutcome) {
+        let event = match outcome {
+            RegOutcome::Nothing | RegOutcome::Retry { .. } => return,
+            RegOutcome::Registered(expires) => Event::Registered { expires },
+            RegOutcome::Unregistered => Event::Unregistered,
+            RegOutcome::Failed(status, reason) => Event::RegistrationFailed { status, reason },
+            RegOutcome::Lost(status, reason, retry_in) => Event::RegistrationLost { status, reason, retry_in },
+        };
+        self.events.push_back(event);
     }
 
     /// Where a request to `uri` goes outside a dialog: through the registrar when we have one

@@ -1,6 +1,7 @@
 //! The registration client (RFC 3261 §10.2): REGISTER with our Contact, the digest answer to a
-//! 401/407, 423 Interval Too Brief, the refresh at half the granted interval, and the
-//! unregistration (Expires 0) on the way out.
+//! 401/407, 423 Interval Too Brief, the refresh at half the granted interval, retries with
+//! backoff when a refresh fails (the registrar restarting or unreachable; the wait of RFC 5626
+//! §4.5), and the unregistration (Expires 0) on the way out.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,11 @@ pub(crate) enum RegState {
         /// When to send the refresh.
         refresh_at: Instant,
     },
+    /// Was registered, then a refresh failed: try again at `retry_at`.
+    Retrying {
+        /// When to send the next REGISTER.
+        retry_at: Instant,
+    },
     /// Gave up; nothing more will be tried.
     Failed,
 }
@@ -46,7 +52,15 @@ pub(crate) enum RegOutcome {
     Unregistered,
     /// Refused with this status.
     Failed(u16, String),
+    /// A refresh failed with this status; the next try is due after the delay.
+    Lost(u16, String, Duration),
 }
+
+/// The first wait after a failed refresh, doubled after each further failure (RFC 5626 §4.5
+/// base-time when every flow failed).
+const RETRY_BASE: Duration = Duration::from_secs(30);
+/// The longest wait between tries (RFC 5626 §4.5 max-time).
+const RETRY_MAX: Duration = Duration::from_secs(1800);
 
 /// The REGISTER dialogue with one registrar for one address of record.
 #[derive(Debug)]
@@ -60,6 +74,10 @@ pub(crate) struct Registration {
     /// The interval we ask for.
     pub(crate) expires: u32,
     pub(crate) state: RegState,
+    /// A 2xx has granted us a binding at least once: later failures are retried.
+    registered_once: bool,
+    /// Failed tries since the last success.
+    failures: u32,
 }
 
 impl Registration {
@@ -72,7 +90,18 @@ impl Registration {
         cseq: u32,
         expires: u32,
     ) -> Self {
-        Registration { aor, request_uri, contact, call_id, from_tag, cseq, expires, state: RegState::Idle }
+        Registration {
+            aor,
+            request_uri,
+            contact,
+            call_id,
+            from_tag,
+            cseq,
+            expires,
+            state: RegState::Idle,
+            registered_once: false,
+            failures: 0,
+        }
     }
 
     /// A REGISTER asking for `expires` seconds (0 removes our binding), without Via or
@@ -92,7 +121,8 @@ impl Registration {
     }
 
     /// Reads a final or provisional response to our pending REGISTER.
-    pub(crate) fn on_response(&mut self, response: &Response, now: Instant) -> RegOutcome {
+    /// `jitter` (0.5 to 1.0) scales the wait before a retry, should the response end a refresh.
+    pub(crate) fn on_response(&mut self, response: &Response, now: Instant, jitter: f64) -> RegOutcome {
         let RegState::Pending { expires, .. } = self.state else { return RegOutcome::Nothing };
         match response.status {
             100..=199 => RegOutcome::Nothing,
@@ -103,10 +133,10 @@ impl Registration {
             200..=299 => {
                 let granted = self.granted(response).unwrap_or(expires);
                 if granted == 0 {
-                    self.state = RegState::Failed;
-                    return RegOutcome::Failed(response.status, "the registrar kept no binding for our Contact".into());
+                    return self.fail(response.status, "the registrar kept no binding for our Contact", now, jitter);
                 }
                 self.state = RegState::Registered { refresh_at: now + refresh_after(granted) };
+                (self.registered_once, self.failures) = (true, 0);
                 RegOutcome::Registered(granted)
             }
             401 | 407 => RegOutcome::Retry { expires, challenge: true },
@@ -115,15 +145,29 @@ impl Registration {
                     self.expires = min;
                     RegOutcome::Retry { expires: min, challenge: false }
                 }
-                _ => self.fail(response),
+                _ => self.fail(response.status, &response.reason, now, jitter),
             },
-            _ => self.fail(response),
+            status => self.fail(status, &response.reason, now, jitter),
         }
     }
 
-    fn fail(&mut self, response: &Response) -> RegOutcome {
-        self.state = RegState::Failed;
-        RegOutcome::Failed(response.status, response.reason.clone())
+    /// A REGISTER failed with `status`: final before the first success, else retried after a
+    /// wait that doubles with each failure, from [`RETRY_BASE`] up to [`RETRY_MAX`], scaled by
+    /// `jitter` (50% to 100%, so phones that lost the same registrar do not come back at once).
+    pub(crate) fn fail(&mut self, status: u16, reason: &str, now: Instant, jitter: f64) -> RegOutcome {
+        let expires = match self.state {
+            RegState::Pending { expires, .. } => expires,
+            _ => self.expires,
+        };
+        if !self.registered_once || expires == 0 {
+            self.state = RegState::Failed;
+            return RegOutcome::Failed(status, reason.to_owned());
+        }
+        let doubled = RETRY_BASE.saturating_mul(1u32 << self.failures.min(16));
+        let wait = doubled.min(RETRY_MAX).mul_f64(jitter.clamp(0.5, 1.0));
+        self.failures = self.failures.saturating_add(1);
+        self.state = RegState::Retrying { retry_at: now + wait };
+        RegOutcome::Lost(status, reason.to_owned(), wait)
     }
 
     /// The interval the registrar granted our Contact: its `expires` parameter, else the
@@ -146,7 +190,7 @@ impl Registration {
     /// When a refresh or a retry is due.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         match self.state {
-            RegState::Registered { refresh_at } => Some(refresh_at),
+            RegState::Registered { refresh_at: at } | RegState::Retrying { retry_at: at } => Some(at),
             _ => None,
         }
     }

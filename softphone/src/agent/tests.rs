@@ -126,6 +126,63 @@ fn register_answers_401_with_qop_digest_and_refreshes_at_half_the_granted_interv
     assert_eq!(server.verify(&creds, "REGISTER", Some("pw1001"), 1_060), Verdict::Ok);
 }
 
+/// Runs the agent's timers up to `until`, answering nothing, and returns what it sent.
+fn run_silently(ua: &mut UserAgent, until: Instant) -> Vec<(Message, SocketAddr)> {
+    let mut out = Vec::new();
+    while let Some(at) = ua.poll_timeout().filter(|at| *at <= until) {
+        ua.handle_timeout(at);
+        out.extend(sent(ua));
+    }
+    out
+}
+
+#[test]
+fn a_refresh_the_registrar_never_answers_is_retried_with_backoff_until_it_is_back() {
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut server = digest_server(&mut rng);
+    let mut ua = UserAgent::new(settings(true, false), 11);
+    let t0 = Instant::now();
+    register(&mut ua, &mut server, &mut rng, t0);
+    assert_eq!(events(&mut ua), [Event::Registered { expires: 120 }]);
+
+    // The registrar is down: the refresh at 60 s is retransmitted until Timer F (32 s) ends it.
+    let refresh_at = t0 + Duration::from_secs(60);
+    let out = run_silently(&mut ua, refresh_at + Duration::from_secs(32));
+    assert!(requests(&out, Method::Register).len() > 1, "the refresh was retransmitted");
+    let lost = events(&mut ua);
+    let [Event::RegistrationLost { status: 408, retry_in, .. }] = lost[..] else { panic!("{lost:?}") };
+    assert!((15..=30).contains(&retry_in.as_secs()), "first wait is 50–100% of 30 s: {retry_in:?}");
+
+    // The next try fails too, and waits about twice as long (RFC 5626 §4.5).
+    let second_try = refresh_at + Duration::from_secs(32) + retry_in;
+    assert_eq!(ua.poll_timeout(), Some(second_try));
+    run_silently(&mut ua, second_try + Duration::from_secs(32));
+    let lost = events(&mut ua);
+    let [Event::RegistrationLost { retry_in: wait, .. }] = lost[..] else { panic!("{lost:?}") };
+    assert!((30..=60).contains(&wait.as_secs()), "second wait is 50–100% of 60 s: {wait:?}");
+
+    // Back up: the third try is answered and the phone is registered again; the waits start over.
+    let third_try = second_try + Duration::from_secs(32) + wait;
+    ua.handle_timeout(third_try);
+    let retry = only_request(&mut ua, Method::Register);
+    assert_eq!(retry.headers.get(HeaderName::Expires), Some("300"));
+    let mut ok = retry.response(200);
+    ok.headers.push(HeaderName::Contact, format!("<sip:1001@{PHONE}>;expires=300"));
+    feed(&mut ua, Message::Response(ok), REGISTRAR, third_try);
+    assert_eq!(events(&mut ua), [Event::Registered { expires: 300 }]);
+}
+
+#[test]
+fn a_first_registration_nobody_answers_is_a_final_failure() {
+    let mut ua = UserAgent::new(settings(true, false), 12);
+    let t0 = Instant::now();
+    ua.register(t0).unwrap();
+    run_silently(&mut ua, t0 + Duration::from_secs(40));
+    let failed = events(&mut ua);
+    assert!(matches!(failed[..], [Event::RegistrationFailed { status: 408, .. }]), "{failed:?}");
+    assert_eq!(ua.poll_timeout(), None, "nothing more is tried");
+}
+
 #[test]
 fn register_gives_up_when_the_same_nonce_is_challenged_again() {
     let mut rng = StdRng::seed_from_u64(2);

@@ -10,6 +10,7 @@ pub fn to_json(event: &UiEvent) -> String {
     let mut o = Object::new(match event {
         UiEvent::Registered { .. } => "registered",
         UiEvent::RegistrationFailed { .. } => "registration_failed",
+        UiEvent::RegistrationLost { .. } => "registration_lost",
         UiEvent::Incoming { .. } => "incoming",
         UiEvent::Dialling { .. } => "dialling",
         UiEvent::Ringing => "ringing",
@@ -35,6 +36,11 @@ pub fn to_json(event: &UiEvent) -> String {
         UiEvent::RegistrationFailed { status, reason } => {
             o.raw("status", &status.to_string());
             o.string("reason", reason);
+        }
+        UiEvent::RegistrationLost { status, reason, retry_in_s } => {
+            o.raw("status", &status.to_string());
+            o.string("reason", reason);
+            o.raw("retry_in_s", &retry_in_s.to_string());
         }
         UiEvent::Incoming { from } => o.string("from", from),
         UiEvent::Dialling { target } => o.string("target", target),

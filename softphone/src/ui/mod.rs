@@ -30,6 +30,15 @@ pub enum UiEvent {
         /// Why, in words.
         reason: String,
     },
+    /// A refresh failed; the phone tries again after `retry_in_s`.
+    RegistrationLost {
+        /// The final status, or 408 for no answer.
+        status: u16,
+        /// Why, in words.
+        reason: String,
+        /// Seconds until the next try.
+        retry_in_s: u64,
+    },
     /// An incoming call.
     Incoming {
         /// The caller's From.

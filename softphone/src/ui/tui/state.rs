@@ -39,6 +39,13 @@ pub enum Registration {
         /// Why, in words.
         reason: String,
     },
+    /// A refresh failed; the next try is due at `retry_at`.
+    Lost {
+        /// The final status.
+        status: u16,
+        /// When the phone tries again.
+        retry_at: Instant,
+    },
     /// Our binding is removed.
     Unregistered,
 }
@@ -186,6 +193,11 @@ impl TuiState {
             UiEvent::RegistrationFailed { status, reason } => {
                 self.registration = Registration::Failed { status: *status, reason: reason.clone() };
                 self.error(now, format!("registration failed: {status} {reason}"));
+            }
+            UiEvent::RegistrationLost { status, reason, retry_in_s } => {
+                let retry_at = now + std::time::Duration::from_secs(*retry_in_s);
+                self.registration = Registration::Lost { status: *status, retry_at };
+                self.error(now, format!("registration lost: {status} {reason}; trying again in {retry_in_s} s"));
             }
             UiEvent::Unregistered => {
                 self.registration = Registration::Unregistered;

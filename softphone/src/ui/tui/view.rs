@@ -41,6 +41,13 @@ fn registration_view(state: &TuiState, now: Instant) -> Paragraph<'static> {
         Registration::Failed { status, reason } => {
             (format!("registration failed: {status} {reason}"), Style::new().fg(Color::Red).bold())
         }
+        Registration::Lost { status, retry_at } => (
+            format!(
+                "registration lost ({status}), retrying in {} s",
+                retry_at.saturating_duration_since(now).as_secs()
+            ),
+            Style::new().fg(Color::Red).bold(),
+        ),
         Registration::Unregistered => ("unregistered".to_owned(), Style::new().fg(Color::Gray)),
     };
     let via = state.registrar.as_deref().map(|r| format!(" via {r}")).unwrap_or_default();
