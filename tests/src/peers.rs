@@ -14,6 +14,12 @@ pub enum Peer {
     Sipp,
     /// The Kamailio SIP server (`kamailio`, package `kamailio`).
     Kamailio,
+    /// SIPVicious' extension scanner (`svwar`, or `sipvicious_svwar` in newer packages).
+    Svwar,
+    /// SIPVicious' password cracker (`svcrack` or `sipvicious_svcrack`).
+    Svcrack,
+    /// SIPVicious' server finder and fingerprinter (`svmap` or `sipvicious_svmap`).
+    Svmap,
 }
 
 impl Peer {
@@ -22,6 +28,19 @@ impl Peer {
         match self {
             Peer::Sipp => "sipp",
             Peer::Kamailio => "kamailio",
+            Peer::Svwar => "svwar",
+            Peer::Svcrack => "svcrack",
+            Peer::Svmap => "svmap",
+        }
+    }
+
+    /// Other names the program has in some package versions.
+    fn aliases(self) -> &'static [&'static str] {
+        match self {
+            Peer::Sipp | Peer::Kamailio => &[],
+            Peer::Svwar => &["sipvicious_svwar"],
+            Peer::Svcrack => &["sipvicious_svcrack"],
+            Peer::Svmap => &["sipvicious_svmap"],
         }
     }
 
@@ -30,6 +49,7 @@ impl Peer {
         match self {
             Peer::Sipp => "sip-tester",
             Peer::Kamailio => "kamailio",
+            Peer::Svwar | Peer::Svcrack | Peer::Svmap => "sipvicious",
         }
     }
 
@@ -39,7 +59,9 @@ impl Peer {
         let path = std::env::var_os("PATH").unwrap_or_default();
         std::env::split_paths(&path)
             .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
-            .map(|dir| dir.join(self.program()))
+            .flat_map(|dir| {
+                std::iter::once(self.program()).chain(self.aliases().iter().copied()).map(move |name| dir.join(name))
+            })
             .find(|candidate| is_executable(candidate))
             .ok_or(HarnessError::MissingPeer { program: self.program(), package: self.package() })
     }
