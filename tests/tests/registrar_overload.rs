@@ -65,7 +65,12 @@ fn register_flood_above_the_source_limit_gets_503_with_retry_after_and_recovers(
     let peak_kib = peak.load(Ordering::Relaxed);
 
     // Every attempt ended in 200 or in a 503 with Retry-After (the scenario checks both).
-    assert!(outcome.passed(calls), "{}\n{}", outcome.report().lines().take(40).collect::<Vec<_>>().join("\n"), registrar.log_tail(20));
+    assert!(
+        outcome.passed(calls),
+        "{}\n{}",
+        outcome.report().lines().take(40).collect::<Vec<_>>().join("\n"),
+        registrar.log_tail(20)
+    );
     let count = |status: &str| outcome.messages.lines().filter(|l| l.starts_with(status)).count() as u64;
     let (ok, challenged, refused) = (count("SIP/2.0 200"), count("SIP/2.0 401"), count("SIP/2.0 503"));
     let retry_after = outcome.messages.lines().filter(|l| l.starts_with("Retry-After:")).count() as u64;
@@ -94,6 +99,10 @@ fn register_flood_above_the_source_limit_gets_503_with_retry_after_and_recovers(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let recovered = recovered.unwrap_or_else(|| panic!("no normal registration within 5 s:\n{}", registrar.log_tail(30)));
-    println!("overload: a normal registration succeeded {:.0} ms after the load stopped", recovered.as_secs_f64() * 1000.0);
+    let recovered =
+        recovered.unwrap_or_else(|| panic!("no normal registration within 5 s:\n{}", registrar.log_tail(30)));
+    println!(
+        "overload: a normal registration succeeded {:.0} ms after the load stopped",
+        recovered.as_secs_f64() * 1000.0
+    );
 }

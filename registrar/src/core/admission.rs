@@ -134,7 +134,13 @@ impl Admission {
     }
 
     /// Whether a new `method` request from `ip` may proceed, given the live transactions.
-    pub(crate) fn admit(&mut self, method: &Method, ip: IpAddr, transactions: usize, now: Instant) -> Result<(), Refusal> {
+    pub(crate) fn admit(
+        &mut self,
+        method: &Method,
+        ip: IpAddr,
+        transactions: usize,
+        now: Instant,
+    ) -> Result<(), Refusal> {
         if matches!(method, Method::Ack | Method::Cancel) {
             return Ok(());
         }
@@ -176,10 +182,11 @@ impl Admission {
     }
 
     fn source(&mut self, ip: IpAddr, now: Instant) -> &mut Source {
-        if !self.sources.contains_key(&ip) && self.sources.len() >= self.settings.max_sources.max(1) {
-            if let Some(victim) = self.sources.keys().next().copied() {
-                self.sources.remove(&victim);
-            }
+        if !self.sources.contains_key(&ip)
+            && self.sources.len() >= self.settings.max_sources.max(1)
+            && let Some(victim) = self.sources.keys().next().copied()
+        {
+            self.sources.remove(&victim);
         }
         if self.next_sweep.is_none() {
             self.next_sweep = Some(now + SWEEP_EVERY);
