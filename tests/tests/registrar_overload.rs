@@ -1,5 +1,5 @@
-//! The registrar under REGISTER load well above its per-source limit: the excess is answered
-//! 503 with Retry-After, memory stays bounded, and a phone registers normally right after.
+//! The registrar under REGISTER and INVITE load well above its per-source limits: the excess is
+//! answered 503 with Retry-After, memory stays bounded, and a phone registers normally right after.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -105,4 +105,52 @@ fn register_flood_above_the_source_limit_gets_503_with_retry_after_and_recovers(
         "overload: a normal registration succeeded {:.0} ms after the load stopped",
         recovered.as_secs_f64() * 1000.0
     );
+}
+
+#[test]
+fn invite_flood_above_the_source_limit_gets_503_with_retry_after() {
+    if !peers_ready(&[Peer::Sipp]) {
+        return;
+    }
+    const INVITE_LIMIT: u64 = 20;
+    const INVITE_LOAD: u64 = 200;
+    const INVITE_SECS: u64 = 3;
+    let dir = temp_dir("overload-").unwrap();
+    let file = dir.path().join("registrar.toml");
+    std::fs::write(&file, format!("[limits]\ninvite_per_source_per_s = {INVITE_LIMIT}\n")).unwrap();
+    let mut config = RegistrarConfig::new(DOMAIN).user("1001", "pw1001").user("1002", "pw1002");
+    config.config_file = Some(file);
+    let registrar = Registrar::start(config).unwrap_or_else(|error| panic!("start the registrar: {error}"));
+    let target = Target::new(registrar.addr(), DOMAIN);
+
+    let calls = INVITE_LOAD * INVITE_SECS;
+    let started = Instant::now();
+    let outcome = target
+        .sipp("invite_limited.xml")
+        .account("1001", "pw1001")
+        .service("1002")
+        .arg("-r")
+        .arg(&INVITE_LOAD.to_string())
+        .calls(calls as u32)
+        .limit(Duration::from_secs(INVITE_SECS + 20))
+        .run()
+        .unwrap();
+    let load_secs = started.elapsed().as_secs_f64();
+    assert!(
+        outcome.passed(calls),
+        "{}\n{}",
+        outcome.report().lines().take(40).collect::<Vec<_>>().join("\n"),
+        registrar.log_tail(20)
+    );
+    let count = |prefix: &str| outcome.messages.lines().filter(|l| l.starts_with(prefix)).count() as u64;
+    let (challenged, refused, retry_after) = (count("SIP/2.0 407"), count("SIP/2.0 503"), count("Retry-After:"));
+    println!(
+        "overload: {calls} INVITEs at {INVITE_LOAD}/s in {load_secs:.1} s against {INVITE_LIMIT}/s: \
+         {challenged} admitted (407), {refused} answered 503 ({retry_after} with Retry-After)"
+    );
+    assert_eq!(challenged + refused, calls, "each INVITE got one final answer");
+    assert_eq!(retry_after, refused, "every 503 carries Retry-After");
+    let allowed = INVITE_LIMIT + (INVITE_LIMIT as f64 * (load_secs + 0.5)) as u64;
+    assert!(challenged <= allowed, "{challenged} INVITEs admitted, more than the limit allows ({allowed})");
+    assert!(challenged >= INVITE_LIMIT, "at least one burst is admitted: {challenged}");
 }
