@@ -41,6 +41,9 @@ pub struct RegistrarConfig {
     /// Record every SIP message sent and received in this pcap file (created or truncated at
     /// start; a relative path is taken from the working directory).
     pub pcap: Option<PathBuf>,
+    /// Name the software and its version in a Server header on our answers. Off by default,
+    /// so scanners learn nothing to look vulnerabilities up by.
+    pub server_header: bool,
     /// `host[:port]` to write in Via and Record-Route when bound to an unspecified address
     /// (`0.0.0.0` or `::`), where the socket's own address is not reachable by peers.
     pub advertise: Option<String>,
@@ -65,6 +68,7 @@ impl Default for RegistrarConfig {
             data_dir: PathBuf::from("registrar-data"),
             sip_trace: false,
             pcap: None,
+            server_header: false,
             advertise: None,
             timers: TimerConfig::default(),
             registration: RegistrationConfig::default(),
@@ -384,13 +388,24 @@ pub struct LimitsConfig {
     /// The largest SIP message accepted, in bytes, from 1500 to 1 MiB (1048576). A UDP datagram
     /// can carry at most 65535 bytes whatever this says, so larger values matter only for TCP.
     pub max_message_size: usize,
-    /// The most server transactions held at once; requests beyond it are answered 503.
+    /// The most server transactions held at once. From 90% of it on, and while the inbound
+    /// queue is long, new requests are answered 503 with Retry-After.
     pub max_transactions: usize,
+    /// REGISTERs per second accepted from one source IP, in bursts of up to that many; the
+    /// excess is answered 503 with Retry-After. 0 means unlimited.
+    pub register_per_source_per_s: u32,
+    /// INVITEs per second accepted from one source IP, as for REGISTER. 0 means unlimited.
+    pub invite_per_source_per_s: u32,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig { max_message_size: 65535, max_transactions: 100_000 }
+        LimitsConfig {
+            max_message_size: 65535,
+            max_transactions: 100_000,
+            register_per_source_per_s: 0,
+            invite_per_source_per_s: 0,
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use proto::transaction::{Target, TimerConfig, TransactionLayer};
 use tokio::sync::mpsc;
 use tracing::{info, trace, warn};
 
-use crate::core::{Core, LocalAddrs, Resolve, Settings};
+use crate::core::{AdmissionSettings, Core, LocalAddrs, Resolve, Settings};
 use crate::location::SqliteStore;
 
 /// Runs the registrar until interrupted.
@@ -37,6 +37,14 @@ pub async fn run(config: RegistrarConfig) -> anyhow::Result<()> {
         min_expires: config.registration.min_expires,
         max_expires: config.registration.max_expires,
         default_expires: config.registration.default_expires,
+        server_header: config.server_header.then(|| format!("voip-registrar/{}", env!("CARGO_PKG_VERSION"))),
+        admission: AdmissionSettings {
+            register_per_source_per_s: config.limits.register_per_source_per_s,
+            invite_per_source_per_s: config.limits.invite_per_source_per_s,
+            transactions_high_water: config.limits.max_transactions / 10 * 9,
+            queue_high_water: inbound.max_capacity() * 3 / 4,
+            ..AdmissionSettings::default()
+        },
     };
     let timers =
         TimerConfig { t1: config.timers.t1(), t2: config.timers.t2(), t4: config.timers.t4(), auto_trying: false };
@@ -51,7 +59,8 @@ pub async fn run(config: RegistrarConfig) -> anyhow::Result<()> {
         &mut rand::rng(),
     )?;
     let limiter = FailureLimiter::new(LimiterConfig {
-        max_failures: config.auth.max_failures,
+        // 0 turns the lockout off (the limiter itself treats 0 as 1).
+        max_failures: if config.auth.max_failures == 0 { u32::MAX } else { config.auth.max_failures },
         window: Duration::from_secs(config.auth.failure_window_secs),
         lockout: Duration::from_secs(config.auth.lockout_secs),
         ..LimiterConfig::default()
@@ -85,6 +94,7 @@ pub async fn run(config: RegistrarConfig) -> anyhow::Result<()> {
                 let Some(mut msg) = msg else { break };
                 // Take what has already arrived in one go: one wake-up, many messages.
                 for _ in 0..64 {
+                    core.set_backlog(inbound.len());
                     if trace {
                         trace!(target: "sip", "recv {} from {}:\n{}", msg.transport, msg.source, String::from_utf8_lossy(&msg.data));
                     }

@@ -21,6 +21,7 @@ mod ports;
 mod probe;
 mod process;
 mod registrar;
+mod scanner;
 mod sipp;
 pub mod softphone;
 pub mod tshark;
@@ -31,6 +32,7 @@ pub use peers::{Peer, SKIP_PEERS_ENV, peers_ready, require_peers};
 pub use ports::{free_port, unique_loopback_ip};
 pub use probe::{options_status, wait_until_answering};
 pub use registrar::{Registrar, RegistrarConfig, registrar_exe};
+pub use scanner::{ScanOutput, scan};
 pub use sipp::{Sipp, SippOutcome, SippRun};
 
 use std::path::PathBuf;

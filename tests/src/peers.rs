@@ -21,6 +21,12 @@ pub enum Peer {
     Tmux,
     /// Wireshark's command-line analyzer (`tshark`, package `tshark`).
     Tshark,
+    /// SIPVicious' extension scanner (`svwar`, or `sipvicious_svwar` in newer packages).
+    Svwar,
+    /// SIPVicious' password cracker (`svcrack` or `sipvicious_svcrack`).
+    Svcrack,
+    /// SIPVicious' server finder and fingerprinter (`svmap` or `sipvicious_svmap`).
+    Svmap,
 }
 
 impl Peer {
@@ -32,6 +38,19 @@ impl Peer {
             Peer::Baresip => "baresip",
             Peer::Tmux => "tmux",
             Peer::Tshark => "tshark",
+            Peer::Svwar => "svwar",
+            Peer::Svcrack => "svcrack",
+            Peer::Svmap => "svmap",
+        }
+    }
+
+    /// Other names the program has in some package versions.
+    fn aliases(self) -> &'static [&'static str] {
+        match self {
+            Peer::Sipp | Peer::Kamailio | Peer::Baresip | Peer::Tmux | Peer::Tshark => &[],
+            Peer::Svwar => &["sipvicious_svwar"],
+            Peer::Svcrack => &["sipvicious_svcrack"],
+            Peer::Svmap => &["sipvicious_svmap"],
         }
     }
 
@@ -43,6 +62,7 @@ impl Peer {
             Peer::Baresip => "baresip-core",
             Peer::Tmux => "tmux",
             Peer::Tshark => "tshark",
+            Peer::Svwar | Peer::Svcrack | Peer::Svmap => "sipvicious",
         }
     }
 
@@ -52,7 +72,9 @@ impl Peer {
         let path = std::env::var_os("PATH").unwrap_or_default();
         std::env::split_paths(&path)
             .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
-            .map(|dir| dir.join(self.program()))
+            .flat_map(|dir| {
+                std::iter::once(self.program()).chain(self.aliases().iter().copied()).map(move |name| dir.join(name))
+            })
             .find(|candidate| is_executable(candidate))
             .ok_or(HarnessError::MissingPeer { program: self.program(), package: self.package() })
     }

@@ -201,6 +201,27 @@ impl Registrar {
         self.launch()
     }
 
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Its resident memory in KiB, from `/proc/PID/status` (`VmRSS`), while it runs.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// Kills it with SIGKILL, as a crash or power cut would: nothing is flushed or closed.
+    /// [`Registrar::restart`] starts it again on the same data.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Stops the process; the data directory stays until the handle drops.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

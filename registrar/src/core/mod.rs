@@ -5,6 +5,7 @@
 //! and the two jobs of the server: the registrar (§10.3, [`registration`]) and the
 //! transaction-stateful proxy (§16, [`proxy`]).
 
+mod admission;
 mod local;
 mod proxy;
 mod registration;
@@ -22,6 +23,8 @@ use rand::rngs::StdRng;
 use tracing::{debug, warn};
 
 use crate::location::LocationStore;
+use admission::Admission;
+pub use admission::AdmissionSettings;
 pub use local::LocalAddrs;
 use proxy::Proxy;
 pub use proxy::Resolve;
@@ -40,6 +43,11 @@ pub struct Settings {
     pub max_expires: u32,
     /// The registration interval when the phone asks for none.
     pub default_expires: u32,
+    /// The Server header of the answers we generate; `None` names no product or version,
+    /// which gives scanners nothing to fingerprint.
+    pub server_header: Option<String>,
+    /// Per-source rates and overload marks.
+    pub admission: AdmissionSettings,
 }
 
 /// The sans-IO registrar and proxy.
@@ -55,6 +63,7 @@ pub struct Core {
     rng: StdRng,
     next_purge: Option<Instant>,
     recent_registers: RecentAnswers,
+    admission: Admission,
 }
 
 /// The wall clock, as seconds since the Unix epoch: binding expiry and nonce ages use it, so both
@@ -73,6 +82,7 @@ impl Core {
         seed: u64,
     ) -> Core {
         Core {
+            admission: Admission::new(settings.admission),
             settings,
             txns,
             digest,
@@ -135,6 +145,12 @@ impl Core {
         self.drain_events(now, wall);
     }
 
+    /// Tells the core how many received messages are queued behind the ones it is fed: past the
+    /// high-water mark, new requests are answered 503 until the queue drains.
+    pub fn set_backlog(&mut self, queued: usize) {
+        self.admission.set_backlog(queued);
+    }
+
     /// Feeds the answer to a DNS lookup the core asked for with [`Core::poll_resolve`].
     pub fn handle_resolved(&mut self, resolve: Resolve, targets: Vec<Target>, now: Instant, wall: WallSecs) {
         let (proxy, mut ctx) = self.split(now, wall);
@@ -154,12 +170,16 @@ impl Core {
 
     /// When [`Core::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.txns.poll_timeout(), self.proxy.poll_timeout(), self.next_purge].into_iter().flatten().min()
+        [self.txns.poll_timeout(), self.proxy.poll_timeout(), self.next_purge, self.admission.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Fires the timers that are due.
     pub fn handle_timeout(&mut self, now: Instant, wall: WallSecs) {
         self.txns.handle_timeout(now);
+        self.admission.handle_timeout(now);
         let (proxy, mut ctx) = self.split(now, wall);
         proxy.handle_timeout(&mut ctx);
         if self.next_purge.is_none_or(|t| t <= now) {
@@ -217,6 +237,12 @@ impl Core {
                 proxy.cancel(&mut ctx, invite);
             }
             return;
+        }
+        // This request's own transaction is already in the table: count the others.
+        let others = self.txns.len().saturating_sub(1);
+        if let Err(refusal) = self.admission.admit(&request.method, source.addr.ip(), others, now) {
+            debug!(peer = %source.addr, method = %request.method, ?refusal, "refused: 503");
+            return self.respond(id, unavailable(&request, refusal), now, wall);
         }
         let for_us = self.is_for_us(&request);
         match request.method {
@@ -282,7 +308,16 @@ impl Core {
             return;
         }
         proto::transaction::stamp_via(&mut req, &via, source.addr);
-        let mut response = self.register(&req, source, now, wall);
+        let mut response = match self.admission.admit(&req.method, source.addr.ip(), self.txns.len(), now) {
+            Ok(()) => self.register(&req, source, now, wall),
+            Err(refusal) => {
+                debug!(peer = %source.addr, ?refusal, "REGISTER refused: 503");
+                unavailable(&req, refusal)
+            }
+        };
+        if let Some(server) = &self.settings.server_header {
+            response.headers.push(HeaderName::Server, server.clone());
+        }
         if response.headers.to().is_ok_and(|to| to.tag().is_none())
             && let Some(to) = response.headers.get(HeaderName::To)
         {
@@ -407,6 +442,13 @@ impl RecentAnswers {
     }
 }
 
+/// The 503 for a request refused by admission control, with when to retry (RFC 3261 §21.5.4).
+fn unavailable(req: &Request, refusal: admission::Refusal) -> Response {
+    let mut r = req.response(503).with_reason(refusal.reason());
+    r.headers.push(HeaderName::RetryAfter, refusal.retry_after().to_string());
+    r
+}
+
 /// The methods the proxy routes; also the Allow header of our OPTIONS answer.
 const ALLOW: &str =
     "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, PRACK, REFER, MESSAGE, SUBSCRIBE, NOTIFY";
@@ -458,7 +500,11 @@ impl Ctx<'_> {
     /// Answers through a server transaction; a final response we generate gets a To tag.
     fn respond(&mut self, id: ServerId, mut response: Response) {
         if response.status > 100 && response.headers.to().is_ok_and(|to| to.tag().is_none()) {
+            // Ours, not one passing through: only those may name our software.
             add_to_tag(&mut response, self.rng);
+            if let Some(server) = &self.settings.server_header {
+                response.headers.push(HeaderName::Server, server.clone());
+            }
         }
         self.txns.respond(id, response, self.now);
     }

@@ -29,6 +29,10 @@ fn addr(s: &str) -> SocketAddr {
 
 impl Harness {
     fn new() -> Harness {
+        Harness::with(AdmissionSettings::default(), None)
+    }
+
+    fn with(admission: AdmissionSettings, server_header: Option<&str>) -> Harness {
         let settings = Settings {
             local: LocalAddrs {
                 domain: None,
@@ -40,6 +44,8 @@ impl Harness {
             min_expires: 60,
             max_expires: 3600,
             default_expires: 3600,
+            server_header: server_header.map(str::to_owned),
+            admission,
         };
         let mut rng = StdRng::seed_from_u64(7);
         let digest = DigestServer::new(DigestConfig::new("test", [3; 32]), &mut rng).unwrap();
@@ -583,4 +589,95 @@ fn register_leaves_no_transaction_and_a_retransmission_gets_the_same_answer() {
     let again = only_response(h.feed(&second, "127.0.0.1:5071"));
     assert_eq!(again.status, 401, "its nonce count was used: a fresh challenge, not a failure");
     assert_eq!(h.register("1001", "pw1", "127.0.0.1:5071", "Contact: <sip:1001@127.0.0.1:5071>\r\n").status, 200);
+}
+
+fn options(branch: &str) -> String {
+    format!(
+        "OPTIONS sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5071;branch={branch}\r\nMax-Forwards: 70\r\n\
+         From: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:127.0.0.1:5060>\r\nCall-ID: {branch}\r\nCSeq: 1 OPTIONS\r\n\r\n"
+    )
+}
+
+#[test]
+fn register_flood_from_one_source_gets_503_with_retry_after_then_recovers() {
+    let limits = AdmissionSettings { register_per_source_per_s: 4, ..AdmissionSettings::default() };
+    let mut h = Harness::with(limits, None);
+    let from = "127.0.0.9:5071";
+    let mut statuses = Vec::new();
+    for n in 0..20 {
+        let req = h.register_request("1001", from, &format!("flood{n}"), 1, "", None);
+        let resp = only_response(h.feed(&req, from));
+        if resp.status == 503 {
+            assert_eq!(resp.headers.get(HeaderName::RetryAfter), Some("1"), "{resp:?}");
+        }
+        statuses.push(resp.status);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 4, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 503).count(), 16, "{statuses:?}");
+    // Another source is not held back by the flood.
+    assert_eq!(h.register("1002", "pw2", "127.0.0.1:5072", "Contact: <sip:1002@127.0.0.1:5072>\r\n").status, 200);
+    // A second later the flooding source has its tokens back and registers normally.
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.register("1001", "pw1", from, "Contact: <sip:1001@127.0.0.9:5071>\r\n").status, 200);
+}
+
+#[test]
+fn invite_flood_gets_503_through_a_transaction_and_its_retransmission_is_absorbed() {
+    let limits = AdmissionSettings { invite_per_source_per_s: 2, ..AdmissionSettings::default() };
+    let mut h = Harness::with(limits, None);
+    let from = "127.0.0.9:5071";
+    let mut statuses = Vec::new();
+    for n in 0..5 {
+        let req = h.invite_request("1001", from, "sip:1002@127.0.0.1", &format!("c{n}"), 1, None);
+        statuses.push(only_response(h.feed(&req, from)).status);
+    }
+    assert_eq!(statuses, [407, 407, 503, 503, 503]);
+    // The same INVITE again is a retransmission: the transaction answers it, no new token taken.
+    let again = h.invite_request("1001", from, "sip:1002@127.0.0.1", "c4", 1, None);
+    let resent = only_response(h.feed(&again, from));
+    assert_eq!((resent.status, resent.headers.get(HeaderName::RetryAfter)), (503, Some("1")));
+}
+
+#[test]
+fn a_long_inbound_queue_gets_503_until_it_drains() {
+    let limits = AdmissionSettings { queue_high_water: 100, ..AdmissionSettings::default() };
+    let mut h = Harness::with(limits, None);
+    h.core.set_backlog(150);
+    let busy = only_response(h.feed(&options("z9hG4bKq1"), "127.0.0.1:5071"));
+    assert_eq!((busy.status, busy.headers.get(HeaderName::RetryAfter)), (503, Some("5")));
+    let first = h.register_request("1001", "127.0.0.1:5071", "q", 1, "", None);
+    assert_eq!(only_response(h.feed(&first, "127.0.0.1:5071")).status, 503);
+    h.core.set_backlog(10);
+    assert_eq!(only_response(h.feed(&options("z9hG4bKq2"), "127.0.0.1:5071")).status, 200);
+}
+
+#[test]
+fn a_transaction_table_past_its_high_water_mark_gets_503_not_a_crash() {
+    let limits = AdmissionSettings { transactions_high_water: 50, ..AdmissionSettings::default() };
+    let mut h = Harness::with(limits, None);
+    let mut statuses = Vec::new();
+    for n in 0..200 {
+        statuses.push(only_response(h.feed(&options(&format!("z9hG4bKt{n}")), "127.0.0.1:5071")).status);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 50, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 503));
+    // Once the transactions end (Timer J, 64·T1), requests are served again.
+    h.advance(Duration::from_secs(33));
+    assert_eq!(only_response(h.feed(&options("z9hG4bKafter"), "127.0.0.1:5071")).status, 200);
+}
+
+#[test]
+fn answers_name_no_software_unless_server_header_is_configured() {
+    let mut h = Harness::new();
+    let ok = only_response(h.feed(&options("z9hG4bKs1"), "127.0.0.1:5071"));
+    assert_eq!(ok.headers.get(HeaderName::Server), None);
+    let reg = h.register_request("1001", "127.0.0.1:5071", "s", 1, "", None);
+    let challenge = only_response(h.feed(&reg, "127.0.0.1:5071"));
+    assert_eq!((challenge.headers.get(HeaderName::Server), challenge.headers.get(HeaderName::UserAgent)), (None, None));
+
+    let mut h = Harness::with(AdmissionSettings::default(), Some("voip-registrar/1.0"));
+    let ok = only_response(h.feed(&options("z9hG4bKs2"), "127.0.0.1:5071"));
+    assert_eq!(ok.headers.get(HeaderName::Server), Some("voip-registrar/1.0"));
+    let challenge = only_response(h.feed(&reg, "127.0.0.1:5071"));
+    assert_eq!(challenge.headers.get(HeaderName::Server), Some("voip-registrar/1.0"));
 }
