@@ -2,7 +2,7 @@
 //! scripted mode with its JSON events captured, and its WAV recordings judged tone by tone.
 
 use crate::process::{stop, tail, wait_for_exit};
-use crate::{HarnessError, Result};
+use crate::{HarnessError, Registrar, Result};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
@@ -55,6 +55,18 @@ pub fn phone_args(registrar: std::net::SocketAddr, domain: &str, user: &str, ext
     .collect();
     args.extend(extra.iter().map(|s| s.to_string()));
     Ok(args)
+}
+
+/// [`phone_args`] for account `user` on `registrar` (its address and domain). For the top of a
+/// test: panics when no SIP port is free.
+pub fn account_args(registrar: &Registrar, user: &str, extra: &[&str]) -> Vec<String> {
+    phone_args(registrar.addr(), registrar.domain(), user, extra).unwrap_or_else(|e| panic!("softphone arguments: {e}"))
+}
+
+/// The command line of a scripted softphone `user` that registers nowhere: `--user USER`, then
+/// `extra` (its `--bind`, `--dial sip:…`, …), then `--events json`.
+pub fn direct_args(user: &str, extra: &[&str]) -> Vec<String> {
+    ["--user", user].iter().chain(extra).chain(&["--events", "json"]).map(|s| s.to_string()).collect()
 }
 
 /// A running softphone whose stdout (the `--events json` lines) and stderr go to files in
@@ -114,8 +126,18 @@ impl Softphone {
 
     /// The first event line of kind `event` (`"registered"`, `"answered"`, …), if printed.
     pub fn event(&self, event: &str) -> Option<String> {
-        let needle = format!("\"event\":\"{event}\"");
-        self.events().into_iter().find(|line| line.contains(&needle))
+        self.events_of(event).into_iter().next()
+    }
+
+    /// Every event line of kind `event` printed so far, in order.
+    pub fn events_of(&self, event: &str) -> Vec<String> {
+        self.events().into_iter().filter(|line| is_event(line, event)).collect()
+    }
+
+    /// Where the first event line of kind `event` stands among all of them, if printed: to
+    /// check which of two events came first.
+    pub fn position(&self, event: &str) -> Option<usize> {
+        self.events().iter().position(|line| is_event(line, event))
     }
 
     /// Waits up to `limit` for an event of kind `event`; fails early if the process exits.
@@ -172,6 +194,11 @@ impl Softphone {
     }
 }
 
+/// Whether the JSON event line `line` is of kind `event`.
+fn is_event(line: &str, event: &str) -> bool {
+    line.contains(&format!("\"event\":\"{event}\""))
+}
+
 impl Drop for Softphone {
     fn drop(&mut self) {
         self.stop();
@@ -205,6 +232,18 @@ pub fn tone_blocks(samples: &[i16], rate: u32, freq: f32) -> (usize, usize) {
     let blocks: Vec<&[i16]> = samples.chunks_exact(block).collect();
     let toned = blocks.iter().filter(|b| proto::codec::is_dominated_by(b, rate, freq)).count();
     (toned, blocks.len())
+}
+
+/// The share (0 to 1) of the 20 ms blocks from `from` to `to` seconds into `samples` at `rate`
+/// Hz that `freq` dominates ([`tone_blocks`]). For a test: panics when `samples` holds no block
+/// of that window.
+pub fn toned_fraction(samples: &[i16], rate: u32, freq: u32, from: f64, to: f64) -> f64 {
+    let block = (rate / 50) as usize;
+    let start = ((from * 50.0) as usize * block).min(samples.len());
+    let end = ((to * 50.0) as usize * block).min(samples.len());
+    let (toned, blocks) = tone_blocks(samples.get(start..end).unwrap_or_default(), rate, freq as f32);
+    assert!(blocks > 0, "the recording ({} samples) does not reach {to} s", samples.len());
+    toned as f64 / blocks as f64
 }
 
 /// How much of a recording one tone fills, in 20 ms blocks.

@@ -15,7 +15,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
-use voip_tests::softphone::{Softphone, read_wav, tone_blocks};
+use voip_tests::softphone::{Softphone, account_args, direct_args, read_wav, tone_blocks};
 use voip_tests::tshark::{CaptureSummary, Checksums, LiveCapture, analyze};
 use voip_tests::{Peer, Registrar, RegistrarConfig, free_port, peers_ready, temp_dir, unique_loopback_ip};
 
@@ -24,11 +24,6 @@ const DOMAIN: &str = "voip.test";
 const CALL_SECONDS: u32 = 6;
 const TONE_A: u32 = 1000;
 const TONE_B: u32 = 1500;
-
-fn args(registrar: &Registrar, user: &str, extra: &[&str]) -> Vec<String> {
-    voip_tests::softphone::phone_args(registrar.addr(), DOMAIN, user, extra)
-        .unwrap_or_else(|e| panic!("softphone arguments: {e}"))
-}
 
 /// The recording at `path` holds `freq` in ≥ 90% of its blocks and lasts most of the call.
 fn assert_recording_holds(path: &Path, rate: u32, freq: u32, who: &str) {
@@ -149,7 +144,7 @@ fn call_carries_both_tones(codecs: Option<&str>, expect_codec: &str, rate: u32, 
     let mut b_extra =
         vec!["--auto-answer", "--audio-in", &tone_b, "--audio-out", b_wav.to_str().unwrap(), "--duration", "30"];
     b_extra.extend(&codec_args);
-    let b_args = on_own_address(args(&registrar, "1002", &b_extra), b_ip, &dir.path().join("b.pcap"));
+    let b_args = on_own_address(account_args(&registrar, "1002", &b_extra), b_ip, &dir.path().join("b.pcap"));
     let mut b = Softphone::start("b", dir.path(), &b_args).unwrap_or_else(|e| panic!("start softphone B: {e}"));
     b.wait_for_event("registered", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
 
@@ -158,7 +153,7 @@ fn call_carries_both_tones(codecs: Option<&str>, expect_codec: &str, rate: u32, 
     let mut a_extra =
         vec!["--dial", "1002", "--audio-in", &tone_a, "--audio-out", a_wav.to_str().unwrap(), "--duration", &duration];
     a_extra.extend(&codec_args);
-    let a_args = on_own_address(args(&registrar, "1001", &a_extra), a_ip, &dir.path().join("a.pcap"));
+    let a_args = on_own_address(account_args(&registrar, "1001", &a_extra), a_ip, &dir.path().join("a.pcap"));
     let mut a = Softphone::start("a", dir.path(), &a_args).unwrap_or_else(|e| panic!("start softphone A: {e}"));
 
     let a_status = a.wait(Duration::from_secs(u64::from(CALL_SECONDS) + 15)).unwrap_or_else(|e| panic!("{e}"));
@@ -205,22 +200,20 @@ fn direct_call_to_a_sip_uri_needs_no_registrar() {
     let tone_b = format!("tone:{TONE_B}");
     let target = format!("sip:1002@127.0.0.1:{b_port}");
     let duration = CALL_SECONDS.to_string();
-    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let b_args = strings(&[
-        "--user",
+    let b_args = direct_args(
         "1002",
-        "--bind",
-        &b_bind,
-        "--auto-answer",
-        "--audio-in",
-        &tone_b,
-        "--audio-out",
-        b_wav.to_str().unwrap(),
-        "--duration",
-        "30",
-        "--events",
-        "json",
-    ]);
+        &[
+            "--bind",
+            &b_bind,
+            "--auto-answer",
+            "--audio-in",
+            &tone_b,
+            "--audio-out",
+            b_wav.to_str().unwrap(),
+            "--duration",
+            "30",
+        ],
+    );
     let mut b = Softphone::start("b", dir.path(), &b_args).unwrap_or_else(|e| panic!("start softphone B: {e}"));
     // B has no registration to wait for: wait until its SIP port is taken.
     for _ in 0..250 {
@@ -229,22 +222,21 @@ fn direct_call_to_a_sip_uri_needs_no_registrar() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let a_args = strings(&[
-        "--user",
+    let a_args = direct_args(
         "1001",
-        "--bind",
-        &a_bind,
-        "--dial",
-        &target,
-        "--audio-in",
-        &tone_a,
-        "--audio-out",
-        a_wav.to_str().unwrap(),
-        "--duration",
-        &duration,
-        "--events",
-        "json",
-    ]);
+        &[
+            "--bind",
+            &a_bind,
+            "--dial",
+            &target,
+            "--audio-in",
+            &tone_a,
+            "--audio-out",
+            a_wav.to_str().unwrap(),
+            "--duration",
+            &duration,
+        ],
+    );
     let mut a = Softphone::start("a", dir.path(), &a_args).unwrap_or_else(|e| panic!("start softphone A: {e}"));
     let a_status = a.wait(Duration::from_secs(u64::from(CALL_SECONDS) + 15)).unwrap_or_else(|e| panic!("{e}"));
     let b_status = b.wait(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
@@ -260,7 +252,7 @@ fn wrong_password_fails_registration_with_exit_status_3() {
     let registrar = Registrar::start(RegistrarConfig::new(DOMAIN).user("1001", "pw1001"))
         .unwrap_or_else(|e| panic!("start the registrar: {e}"));
     let dir = temp_dir("softphone-badpw-").unwrap_or_else(|e| panic!("{e}"));
-    let mut args = args(&registrar, "1001", &["--duration", "10"]);
+    let mut args = account_args(&registrar, "1001", &["--duration", "10"]);
     let pw = args.iter().position(|a| a == "--password").unwrap() + 1;
     args[pw] = "wrong".into();
     let mut phone = Softphone::start("p", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
@@ -275,7 +267,7 @@ fn calling_an_extension_nobody_registered_fails_with_exit_status_1() {
     let registrar = Registrar::start(RegistrarConfig::new(DOMAIN).user("1001", "pw1001").user("1002", "pw1002"))
         .unwrap_or_else(|e| panic!("start the registrar: {e}"));
     let dir = temp_dir("softphone-nobody-").unwrap_or_else(|e| panic!("{e}"));
-    let args = args(&registrar, "1001", &["--dial", "1002", "--duration", "10"]);
+    let args = account_args(&registrar, "1001", &["--dial", "1002", "--duration", "10"]);
     let mut phone = Softphone::start("a", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
     let status = phone.wait(Duration::from_secs(15)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(status.code(), Some(1), "{}", phone.output());
@@ -295,7 +287,11 @@ fn account_chosen_from_a_config_file_registers_and_calls() {
     let mut b = Softphone::start(
         "b",
         dir.path(),
-        &args(&registrar, "1002", &["--auto-answer", "--audio-out", b_wav.to_str().unwrap(), "--duration", "20"]),
+        &account_args(
+            &registrar,
+            "1002",
+            &["--auto-answer", "--audio-out", b_wav.to_str().unwrap(), "--duration", "20"],
+        ),
     )
     .unwrap_or_else(|e| panic!("start softphone B: {e}"));
     b.wait_for_event("registered", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));

@@ -4,27 +4,10 @@
 
 use std::time::Duration;
 
-use voip_tests::softphone::Softphone;
+use voip_tests::softphone::{Softphone, account_args};
 use voip_tests::{Registrar, RegistrarConfig, temp_dir};
 
 const DOMAIN: &str = "voip.test";
-
-fn args(registrar: &Registrar, user: &str, extra: &[&str]) -> Vec<String> {
-    voip_tests::softphone::phone_args(registrar.addr(), DOMAIN, user, extra)
-        .unwrap_or_else(|e| panic!("softphone arguments: {e}"))
-}
-
-/// The event lines of kind `event`, in order.
-fn events_of(phone: &Softphone, event: &str) -> Vec<String> {
-    let needle = format!("\"event\":\"{event}\"");
-    phone.events().into_iter().filter(|line| line.contains(&needle)).collect()
-}
-
-/// The position of the first event line of kind `event`, if any.
-fn position(phone: &Softphone, event: &str) -> Option<usize> {
-    let needle = format!("\"event\":\"{event}\"");
-    phone.events().iter().position(|line| line.contains(&needle))
-}
 
 #[test]
 fn caller_cancels_a_ringing_call_and_both_sides_report_cancelled() {
@@ -34,12 +17,12 @@ fn caller_cancels_a_ringing_call_and_both_sides_report_cancelled() {
     let dir = temp_dir("softphone-cancel-").unwrap_or_else(|e| panic!("{e}"));
 
     // B rings and never answers; it stays up for its whole --duration.
-    let mut b = Softphone::start("b", dir.path(), &args(&registrar, "1002", &["--duration", "6"]))
+    let mut b = Softphone::start("b", dir.path(), &account_args(&registrar, "1002", &["--duration", "6"]))
         .unwrap_or_else(|e| panic!("start softphone B: {e}"));
     b.wait_for_event("registered", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
 
     let a_extra = ["--dial", "1002", "--cancel-after", "1.5", "--duration", "20", "--sip-trace"];
-    let mut a = Softphone::start("a", dir.path(), &args(&registrar, "1001", &a_extra))
+    let mut a = Softphone::start("a", dir.path(), &account_args(&registrar, "1001", &a_extra))
         .unwrap_or_else(|e| panic!("start softphone A: {e}"));
     let a_status = a.wait(Duration::from_secs(15)).unwrap_or_else(|e| panic!("{e}"));
     let b_status = b.wait(Duration::from_secs(15)).unwrap_or_else(|e| panic!("{e}"));
@@ -49,21 +32,21 @@ fn caller_cancels_a_ringing_call_and_both_sides_report_cancelled() {
 
     // A: ringing, then the call ended as cancelled with no media; the script was done as asked.
     assert!(a_status.success(), "A exits 0 when --cancel-after cancelled the call: {a_status}\n{context}");
-    assert!(position(&a, "ringing").is_some(), "A heard the 180\n{context}");
-    assert!(position(&a, "answered").is_none(), "the call was never answered\n{context}");
-    let a_hangups = events_of(&a, "hung_up");
+    assert!(a.position("ringing").is_some(), "A heard the 180\n{context}");
+    assert!(a.position("answered").is_none(), "the call was never answered\n{context}");
+    let a_hangups = a.events_of("hung_up");
     assert_eq!(a_hangups.len(), 1, "A reports one hang-up\n{context}");
     assert!(a_hangups[0].contains(r#""reason":"cancelled""#), "A: {}\n{context}", a_hangups[0]);
-    assert!(position(&a, "ringing") < position(&a, "hung_up"), "A: ringing before the hang-up\n{context}");
+    assert!(a.position("ringing") < a.position("hung_up"), "A: ringing before the hang-up\n{context}");
 
     // B: an incoming call that rang (it answered 180), then the caller's CANCEL ended it.
     assert!(b_status.success(), "B (registered, no call asked) exits 0: {b_status}\n{context}");
-    assert!(position(&b, "answered").is_none(), "B never answered\n{context}");
-    let b_hangups = events_of(&b, "hung_up");
+    assert!(b.position("answered").is_none(), "B never answered\n{context}");
+    let b_hangups = b.events_of("hung_up");
     assert_eq!(b_hangups.len(), 1, "B reports one hang-up\n{context}");
     assert!(b_hangups[0].contains(r#""reason":"cancelled""#), "B: {}\n{context}", b_hangups[0]);
-    assert!(position(&b, "incoming").is_some(), "B saw the incoming call\n{context}");
-    assert!(position(&b, "incoming") < position(&b, "hung_up"), "B: incoming before the hang-up\n{context}");
+    assert!(b.position("incoming").is_some(), "B saw the incoming call\n{context}");
+    assert!(b.position("incoming") < b.position("hung_up"), "B: incoming before the hang-up\n{context}");
 
     // On the wire: A sent CANCEL, and a 487 for the INVITE came back through the registrar.
     assert!(a_log.contains("\nCANCEL sip:1002@"), "A's trace holds no CANCEL\n{context}");

@@ -5,12 +5,13 @@
 
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use voip_tests::softphone::{Softphone, tone_blocks};
+use voip_tests::softphone::{Softphone, direct_args, tone_blocks};
 use voip_tests::{free_port, temp_dir};
 
 /// The file options every "no sound device" message must point to.
@@ -69,6 +70,48 @@ fn default_audio_without_a_sound_card_falls_back_to_silence_with_one_line() {
     );
 }
 
+/// Makes the FIFO `NAME.fifo` in `dir` and the ALSA configuration `alsa-NAME.conf` whose default
+/// device is the `file` plugin over `null` on raw samples, with `files(fifo)` as the plugin's
+/// file lines. Returns the FIFO's path and the configuration's.
+fn file_plugin_device(dir: &Path, name: &str, files: impl FnOnce(&Path) -> String) -> (PathBuf, PathBuf) {
+    let fifo = dir.join(format!("{name}.fifo"));
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap_or_else(|e| panic!("mkfifo: {e}"));
+    assert!(made.success(), "mkfifo failed");
+    let alsa_config = dir.join(format!("alsa-{name}.conf"));
+    let config = format!(
+        "pcm.!default {{\n  type file\n  slave.pcm {{ type null }}\n  {}\n  format \"raw\"\n}}\n",
+        files(&fifo)
+    );
+    std::fs::write(&alsa_config, config).unwrap_or_else(|e| panic!("{e}"));
+    (fifo, alsa_config)
+}
+
+/// B (1002) auto-answers in Opus with `b_extra`, seeing the sound devices of `alsa_config`; A
+/// (1001) dials it directly with `a_extra` and hangs up 3 s after the answer. Waits up to 20 s
+/// for each to exit; returns both phones and their exit statuses.
+fn call_the_device_phone(
+    dir: &Path,
+    alsa_config: &Path,
+    b_extra: &[&str],
+    a_extra: &[&str],
+) -> (Softphone, Softphone, ExitStatus, ExitStatus) {
+    let port = free_port().unwrap_or_else(|e| panic!("{e}"));
+    let bind = format!("127.0.0.1:{port}");
+    let b_args = direct_args(
+        "1002",
+        &[&["--bind", &bind, "--auto-answer", "--codecs", "opus"], b_extra, &["--duration", "8"]].concat(),
+    );
+    let mut b = Softphone::start_with_alsa_config("b", dir, &b_args, alsa_config)
+        .unwrap_or_else(|e| panic!("start softphone B: {e}"));
+    let target = format!("sip:1002@127.0.0.1:{port}");
+    let a_args =
+        direct_args("1001", &[&["--dial", &target], a_extra, &["--hangup-after", "3", "--duration", "10"]].concat());
+    let mut a = Softphone::start("a", dir, &a_args).unwrap_or_else(|e| panic!("start softphone A: {e}"));
+    let a_status = a.wait(Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
+    let b_status = b.wait(Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
+    (a, b, a_status, b_status)
+}
+
 /// Reads the FIFO at `path` at about `bytes_per_second` (never more than 20 ms' worth at once)
 /// until `stop`, then drains what is left; returns everything read.
 fn drain_paced(path: &Path, bytes_per_second: usize, stop: Arc<AtomicBool>) -> std::io::Result<Vec<u8>> {
@@ -109,16 +152,8 @@ fn drain_paced(path: &Path, bytes_per_second: usize, stop: Arc<AtomicBool>) -> s
 #[test]
 fn far_end_tone_reaches_the_alsa_output_device_through_cpal() {
     let dir = temp_dir("softphone-devices-").unwrap_or_else(|e| panic!("{e}"));
-    let fifo = dir.path().join("played.fifo");
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap_or_else(|e| panic!("mkfifo: {e}"));
-    assert!(made.success(), "mkfifo failed");
-    // The default device: the `file` plugin over `null`, raw samples into the FIFO.
-    let alsa_config = dir.path().join("alsa-file.conf");
-    let config = format!(
-        "pcm.!default {{\n  type file\n  slave.pcm {{ type null }}\n  file \"{}\"\n  format \"raw\"\n}}\n",
-        fifo.display()
-    );
-    std::fs::write(&alsa_config, config).unwrap_or_else(|e| panic!("{e}"));
+    // The default device writes what is played into the FIFO.
+    let (fifo, alsa_config) = file_plugin_device(dir.path(), "played", |fifo| format!("file \"{}\"", fifo.display()));
 
     // Opus: the device is asked for 48 kHz mono 16-bit (it takes anything), 96 kB/s.
     let stop = Arc::new(AtomicBool::new(false));
@@ -126,45 +161,9 @@ fn far_end_tone_reaches_the_alsa_output_device_through_cpal() {
         let (fifo, stop) = (fifo.clone(), stop.clone());
         std::thread::spawn(move || drain_paced(&fifo, 96_000, stop))
     };
-    let port = free_port().unwrap_or_else(|e| panic!("{e}"));
-    let b_args = strings(&[
-        "--user",
-        "1002",
-        "--bind",
-        &format!("127.0.0.1:{port}"),
-        "--auto-answer",
-        "--codecs",
-        "opus",
-        "--output-device",
-        "default",
-        "--audio-in",
-        "tone:500",
-        "--duration",
-        "8",
-        "--events",
-        "json",
-    ]);
-    let mut b = Softphone::start_with_alsa_config("b", dir.path(), &b_args, &alsa_config)
-        .unwrap_or_else(|e| panic!("start softphone B: {e}"));
-    let a_args = strings(&[
-        "--user",
-        "1001",
-        "--dial",
-        &format!("sip:1002@127.0.0.1:{port}"),
-        "--audio-in",
-        "tone:1000",
-        "--audio-out",
-        "null",
-        "--hangup-after",
-        "3",
-        "--duration",
-        "10",
-        "--events",
-        "json",
-    ]);
-    let mut a = Softphone::start("a", dir.path(), &a_args).unwrap_or_else(|e| panic!("start softphone A: {e}"));
-    let a_status = a.wait(Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
-    let b_status = b.wait(Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
+    let b_extra = ["--output-device", "default", "--audio-in", "tone:500"];
+    let (a, b, a_status, b_status) =
+        call_the_device_phone(dir.path(), &alsa_config, &b_extra, &["--audio-in", "tone:1000", "--audio-out", "null"]);
     stop.store(true, Ordering::Relaxed);
     let played = reader.join().unwrap_or_else(|_| panic!("reader thread")).unwrap_or_else(|e| panic!("{e}"));
     let context = format!("A:\n{}\nB:\n{}", a.output(), b.output());
@@ -202,33 +201,12 @@ fn an_unanswered_call_rings_at_the_callee_and_rings_back_at_the_caller() {
     let (a_wav, b_wav) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
     let port = free_port().unwrap_or_else(|e| panic!("{e}"));
     // B never answers: it rings until A gives up 2.5 s after dialling.
-    let b_args = strings(&[
-        "--user",
-        "1002",
-        "--bind",
-        &format!("127.0.0.1:{port}"),
-        "--audio-out",
-        &b_wav.display().to_string(),
-        "--duration",
-        "5",
-        "--events",
-        "json",
-    ]);
+    let (bind, target) = (format!("127.0.0.1:{port}"), format!("sip:1002@127.0.0.1:{port}"));
+    let (a_out, b_out) = (a_wav.display().to_string(), b_wav.display().to_string());
+    let b_args = direct_args("1002", &["--bind", &bind, "--audio-out", &b_out, "--duration", "5"]);
     let mut b = Softphone::start("b", dir.path(), &b_args).unwrap_or_else(|e| panic!("start softphone B: {e}"));
-    let a_args = strings(&[
-        "--user",
-        "1001",
-        "--dial",
-        &format!("sip:1002@127.0.0.1:{port}"),
-        "--audio-out",
-        &a_wav.display().to_string(),
-        "--cancel-after",
-        "2.5",
-        "--duration",
-        "10",
-        "--events",
-        "json",
-    ]);
+    let a_args =
+        direct_args("1001", &["--dial", &target, "--audio-out", &a_out, "--cancel-after", "2.5", "--duration", "10"]);
     let mut a = Softphone::start("a", dir.path(), &a_args).unwrap_or_else(|e| panic!("start softphone A: {e}"));
     let a_status = a.wait(Duration::from_secs(15)).unwrap_or_else(|e| panic!("{e}"));
     b.wait(Duration::from_secs(15)).unwrap_or_else(|e| panic!("{e}"));
@@ -286,16 +264,9 @@ fn feed_tone(path: &Path, freq: f64, stop: Arc<AtomicBool>) -> std::io::Result<(
 #[test]
 fn a_tone_captured_from_the_alsa_input_device_reaches_the_far_end() {
     let dir = temp_dir("softphone-devices-").unwrap_or_else(|e| panic!("{e}"));
-    let fifo = dir.path().join("captured.fifo");
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap_or_else(|e| panic!("mkfifo: {e}"));
-    assert!(made.success(), "mkfifo failed");
-    // The default device: the `file` plugin over `null`, capturing raw samples from the FIFO.
-    let alsa_config = dir.path().join("alsa-infile.conf");
-    let config = format!(
-        "pcm.!default {{\n  type file\n  slave.pcm {{ type null }}\n  file \"/dev/null\"\n  infile \"{}\"\n  format \"raw\"\n}}\n",
-        fifo.display()
-    );
-    std::fs::write(&alsa_config, config).unwrap_or_else(|e| panic!("{e}"));
+    // The default device captures from the FIFO.
+    let infile = |fifo: &Path| format!("file \"/dev/null\"\n  infile \"{}\"", fifo.display());
+    let (fifo, alsa_config) = file_plugin_device(dir.path(), "captured", infile);
     let stop = Arc::new(AtomicBool::new(false));
     let feeder = {
         let (fifo, stop) = (fifo.clone(), stop.clone());
@@ -303,45 +274,9 @@ fn a_tone_captured_from_the_alsa_input_device_reaches_the_far_end() {
     };
 
     let a_wav = dir.path().join("a.wav");
-    let port = free_port().unwrap_or_else(|e| panic!("{e}"));
-    let b_args = strings(&[
-        "--user",
-        "1002",
-        "--bind",
-        &format!("127.0.0.1:{port}"),
-        "--auto-answer",
-        "--codecs",
-        "opus",
-        "--input-device",
-        "default",
-        "--audio-out",
-        "null",
-        "--duration",
-        "8",
-        "--events",
-        "json",
-    ]);
-    let mut b = Softphone::start_with_alsa_config("b", dir.path(), &b_args, &alsa_config)
-        .unwrap_or_else(|e| panic!("start softphone B: {e}"));
-    let a_args = strings(&[
-        "--user",
-        "1001",
-        "--dial",
-        &format!("sip:1002@127.0.0.1:{port}"),
-        "--audio-in",
-        "tone:500",
-        "--audio-out",
-        &a_wav.display().to_string(),
-        "--hangup-after",
-        "3",
-        "--duration",
-        "10",
-        "--events",
-        "json",
-    ]);
-    let mut a = Softphone::start("a", dir.path(), &a_args).unwrap_or_else(|e| panic!("start softphone A: {e}"));
-    let a_status = a.wait(Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
-    let b_status = b.wait(Duration::from_secs(20)).unwrap_or_else(|e| panic!("{e}"));
+    let b_extra = ["--input-device", "default", "--audio-out", "null"];
+    let a_extra = ["--audio-in", "tone:500", "--audio-out", &a_wav.display().to_string()];
+    let (a, b, a_status, b_status) = call_the_device_phone(dir.path(), &alsa_config, &b_extra, &a_extra);
     stop.store(true, Ordering::Relaxed);
     feeder.join().unwrap_or_else(|_| panic!("feeder thread")).unwrap_or_else(|e| panic!("{e}"));
     let context = format!("A:\n{}\nB:\n{}", a.output(), b.output());

@@ -8,17 +8,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use voip_tests::softphone::{Softphone, read_wav, tone_blocks};
+use voip_tests::softphone::{Softphone, account_args, read_wav, toned_fraction};
 use voip_tests::{Registrar, RegistrarConfig, temp_dir};
 
 const DOMAIN: &str = "voip.test";
 const TONE_A: u32 = 1000;
 const TONE_B: u32 = 1500;
-
-fn args(registrar: &Registrar, user: &str, extra: &[&str]) -> Vec<String> {
-    voip_tests::softphone::phone_args(registrar.addr(), DOMAIN, user, extra)
-        .unwrap_or_else(|e| panic!("softphone arguments: {e}"))
-}
 
 /// A (1001) calls B (1002, auto-answer) with these extra arguments each and a tone each way;
 /// both run to completion. Returns both phones and a failure context.
@@ -30,7 +25,7 @@ fn call(dir: &Path, a_extra: &[&str], b_extra: &[&str], a_seconds: u64) -> (Soft
     let mut b_args =
         vec!["--auto-answer", "--audio-in", &tone_b, "--audio-out", b_wav.to_str().unwrap(), "--duration", "30"];
     b_args.extend(b_extra);
-    let mut b = Softphone::start("b", dir, &args(&registrar, "1002", &b_args))
+    let mut b = Softphone::start("b", dir, &account_args(&registrar, "1002", &b_args))
         .unwrap_or_else(|e| panic!("start softphone B: {e}"));
     b.wait_for_event("registered", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
 
@@ -40,7 +35,7 @@ fn call(dir: &Path, a_extra: &[&str], b_extra: &[&str], a_seconds: u64) -> (Soft
     let mut a_args =
         vec!["--dial", "1002", "--audio-in", &tone_a, "--audio-out", a_wav.to_str().unwrap(), "--duration", &duration];
     a_args.extend(a_extra);
-    let mut a = Softphone::start("a", dir, &args(&registrar, "1001", &a_args))
+    let mut a = Softphone::start("a", dir, &account_args(&registrar, "1001", &a_args))
         .unwrap_or_else(|e| panic!("start softphone A: {e}"));
     let a_status = a.wait(Duration::from_secs(a_seconds + 15)).unwrap_or_else(|e| panic!("{e}"));
     let b_status = b.wait(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
@@ -50,22 +45,6 @@ fn call(dir: &Path, a_extra: &[&str], b_extra: &[&str], a_seconds: u64) -> (Soft
     (a, b, context)
 }
 
-/// The event lines of kind `event`, in order.
-fn events_of(phone: &Softphone, event: &str) -> Vec<String> {
-    let needle = format!("\"event\":\"{event}\"");
-    phone.events().into_iter().filter(|line| line.contains(&needle)).collect()
-}
-
-/// The share of 20 ms blocks from `from` to `to` seconds after the answer that `freq` dominates.
-fn toned_share(samples: &[i16], rate: u32, freq: u32, from: f64, to: f64) -> f64 {
-    let block = (rate / 50) as usize;
-    let start = ((from * 50.0) as usize * block).min(samples.len());
-    let end = ((to * 50.0) as usize * block).min(samples.len());
-    let (toned, blocks) = tone_blocks(samples.get(start..end).unwrap_or_default(), rate, freq as f32);
-    assert!(blocks > 0, "the recording ({} samples) does not reach {to} s", samples.len());
-    toned as f64 / blocks as f64
-}
-
 #[test]
 fn hold_then_resume_silences_the_held_window_and_both_sides_report_it() {
     let dir = temp_dir("softphone-hold-").unwrap_or_else(|e| panic!("{e}"));
@@ -73,7 +52,7 @@ fn hold_then_resume_silences_the_held_window_and_both_sides_report_it() {
     let (a, b, context) = call(dir.path(), &hold, &[], 6);
 
     let expect = |phone: &Softphone, event: &str, by: &str, who: &str| {
-        let lines = events_of(phone, event);
+        let lines = phone.events_of(event);
         assert_eq!(lines.len(), 1, "{who} reports one {event} event\n{context}");
         assert!(lines[0].contains(&format!("\"by\":\"{by}\"")), "{who}: {}\n{context}", lines[0]);
     };
@@ -83,9 +62,9 @@ fn hold_then_resume_silences_the_held_window_and_both_sides_report_it() {
     expect(&b, "resumed", "remote", "B");
 
     let (rate, samples) = read_wav(&dir.path().join("b.wav")).unwrap_or_else(|e| panic!("B's recording: {e}"));
-    let before = toned_share(&samples, rate, TONE_A, 0.3, 1.9);
-    let held = toned_share(&samples, rate, TONE_A, 2.3, 3.9);
-    let after = toned_share(&samples, rate, TONE_A, 4.4, 5.4);
+    let before = toned_fraction(&samples, rate, TONE_A, 0.3, 1.9);
+    let held = toned_fraction(&samples, rate, TONE_A, 2.3, 3.9);
+    let after = toned_fraction(&samples, rate, TONE_A, 4.4, 5.4);
     eprintln!("B heard A's tone in {before:.2} before, {held:.2} during, {after:.2} after the hold");
     assert!(before >= 0.9, "A's tone before the hold: {before:.2}\n{context}");
     assert!(held <= 0.1, "A's tone while A holds B: {held:.2}\n{context}");
@@ -93,8 +72,8 @@ fn hold_then_resume_silences_the_held_window_and_both_sides_report_it() {
 
     // A holds B with sendonly and B answers recvonly: B sends nothing, A plays silence.
     let (rate, samples) = read_wav(&dir.path().join("a.wav")).unwrap_or_else(|e| panic!("A's recording: {e}"));
-    let held = toned_share(&samples, rate, TONE_B, 2.3, 3.9);
-    let after = toned_share(&samples, rate, TONE_B, 4.4, 5.4);
+    let held = toned_fraction(&samples, rate, TONE_B, 2.3, 3.9);
+    let after = toned_fraction(&samples, rate, TONE_B, 4.4, 5.4);
     assert!(held <= 0.1, "B's tone while held: {held:.2}\n{context}");
     assert!(after >= 0.9, "B's tone after the resume: {after:.2}\n{context}");
 }
@@ -105,7 +84,7 @@ fn dtmf_arrives(extra: &[&str], via: &str) {
     let mut a_extra = vec!["--dtmf", "123#", "--dtmf-at", "1"];
     a_extra.extend(extra);
     let (_a, b, context) = call(dir.path(), &a_extra, extra, 4);
-    let digits: Vec<String> = events_of(&b, "dtmf");
+    let digits: Vec<String> = b.events_of("dtmf");
     let expected: Vec<String> =
         "123#".chars().map(|d| format!(r#"{{"event":"dtmf","digit":"{d}","via":"{via}"}}"#)).collect();
     assert_eq!(digits, expected, "\n{context}");
@@ -134,19 +113,19 @@ fn mute_silences_the_muted_window_while_rtp_goes_on_and_the_stats_say_so() {
     let (a, b, context) = call(dir.path(), &["--mute-at", "2", "--unmute-at", "4"], &[], 6);
 
     let (rate, samples) = read_wav(&dir.path().join("b.wav")).unwrap_or_else(|e| panic!("B's recording: {e}"));
-    let before = toned_share(&samples, rate, TONE_A, 0.3, 1.9);
-    let muted = toned_share(&samples, rate, TONE_A, 2.3, 3.9);
-    let after = toned_share(&samples, rate, TONE_A, 4.4, 5.4);
+    let before = toned_fraction(&samples, rate, TONE_A, 0.3, 1.9);
+    let muted = toned_fraction(&samples, rate, TONE_A, 2.3, 3.9);
+    let after = toned_fraction(&samples, rate, TONE_A, 4.4, 5.4);
     eprintln!("B heard A's tone in {before:.2} before, {muted:.2} during, {after:.2} after the mute");
     assert!(before >= 0.9 && muted <= 0.1 && after >= 0.9, "{before:.2} {muted:.2} {after:.2}\n{context}");
 
     // A's per-second stats say when it was muted; B's show A's packets arriving all along.
-    let a_muted: Vec<bool> = events_of(&a, "stats").iter().map(|l| l.contains("\"muted\":true")).collect();
+    let a_muted: Vec<bool> = a.events_of("stats").iter().map(|l| l.contains("\"muted\":true")).collect();
     assert!(a_muted.iter().filter(|m| **m).count() >= 1 && !a_muted[0], "{a_muted:?}\n{context}");
-    let b_received: Vec<f64> = events_of(&b, "stats").iter().filter_map(|l| number(l, "packets_received")).collect();
+    let b_received: Vec<f64> = b.events_of("stats").iter().filter_map(|l| number(l, "packets_received")).collect();
     let per_second: Vec<f64> = b_received.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(per_second.iter().all(|n| *n >= 45.0), "B received per second: {per_second:?}\n{context}");
-    let b_levels: Vec<f64> = events_of(&b, "stats").iter().filter_map(|l| number(l, "output_level_dbfs")).collect();
+    let b_levels: Vec<f64> = b.events_of("stats").iter().filter_map(|l| number(l, "output_level_dbfs")).collect();
     assert!(b_levels.iter().any(|l| *l < -60.0), "B's meter fell while A was muted: {b_levels:?}\n{context}");
 
     // The final stats: a clean loopback call scores near the top of the E-model's scale, with an

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use voip_tests::softphone::{Softphone, read_wav, tone_blocks};
+use voip_tests::softphone::{Softphone, account_args, direct_args, read_wav, toned_fraction};
 use voip_tests::{Registrar, RegistrarConfig, temp_dir};
 
 const DOMAIN: &str = "voip.test";
@@ -22,27 +22,6 @@ const TONE_B: u32 = 1500;
 const TONE_C: u32 = 2000;
 /// When B transfers A, in seconds after B answered.
 const TRANSFER_AT: f64 = 2.0;
-
-fn args(registrar: &Registrar, user: &str, extra: &[&str]) -> Vec<String> {
-    voip_tests::softphone::phone_args(registrar.addr(), DOMAIN, user, extra)
-        .unwrap_or_else(|e| panic!("softphone arguments: {e}"))
-}
-
-/// The event lines of kind `event`, in order.
-fn events_of(phone: &Softphone, event: &str) -> Vec<String> {
-    let needle = format!("\"event\":\"{event}\"");
-    phone.events().into_iter().filter(|line| line.contains(&needle)).collect()
-}
-
-/// The share of 20 ms blocks from `from` to `to` seconds into `samples` that `freq` dominates.
-fn toned_share(samples: &[i16], rate: u32, freq: u32, from: f64, to: f64) -> f64 {
-    let block = (rate / 50) as usize;
-    let start = ((from * 50.0) as usize * block).min(samples.len());
-    let end = ((to * 50.0) as usize * block).min(samples.len());
-    let (toned, blocks) = tone_blocks(samples.get(start..end).unwrap_or_default(), rate, freq as f32);
-    assert!(blocks > 0, "the recording ({} samples) does not reach {to} s", samples.len());
-    toned as f64 / blocks as f64
-}
 
 /// The three phones after a run, with what the registrar and A logged.
 struct Run {
@@ -70,14 +49,14 @@ fn run(target: &str, with_c: bool) -> Run {
     let tone_c = format!("tone:{TONE_C}");
     let c_extra = ["--auto-answer", "--audio-in", &tone_c, "--audio-out", &c_wav, "--duration", "30"];
     let mut c = with_c.then(|| {
-        Softphone::start("c", dir.path(), &args(&registrar, "1003", &c_extra))
+        Softphone::start("c", dir.path(), &account_args(&registrar, "1003", &c_extra))
             .unwrap_or_else(|e| panic!("start softphone C: {e}"))
     });
     let tone_b = format!("tone:{TONE_B}");
     let at = TRANSFER_AT.to_string();
     let b_extra =
         ["--auto-answer", "--audio-in", &tone_b, "--transfer", target, "--transfer-at", &at, "--duration", "30"];
-    let mut b = Softphone::start("b", dir.path(), &args(&registrar, "1002", &b_extra))
+    let mut b = Softphone::start("b", dir.path(), &account_args(&registrar, "1002", &b_extra))
         .unwrap_or_else(|e| panic!("start softphone B: {e}"));
     if let Some(c) = c.as_mut() {
         c.wait_for_event("registered", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
@@ -86,7 +65,7 @@ fn run(target: &str, with_c: bool) -> Run {
 
     let tone_a = format!("tone:{TONE_A}");
     let a_extra = ["--dial", "1002", "--audio-in", &tone_a, "--audio-out", &a_wav, "--duration", "8", "--sip-trace"];
-    let mut a = Softphone::start("a", dir.path(), &args(&registrar, "1001", &a_extra))
+    let mut a = Softphone::start("a", dir.path(), &account_args(&registrar, "1001", &a_extra))
         .unwrap_or_else(|e| panic!("start softphone A: {e}"));
     let a_status = a.wait(Duration::from_secs(25)).unwrap_or_else(|e| panic!("{e}"));
     let b_status = b.wait(Duration::from_secs(15)).unwrap_or_else(|e| panic!("{e}"));
@@ -106,27 +85,27 @@ fn run(target: &str, with_c: bool) -> Run {
 fn b_transfers_a_to_c_and_a_hears_b_then_c_while_b_ends_as_transferred() {
     let Run { a, b, c, dir, a_log, registrar_log, context } = run("1003", true);
     let c = c.unwrap_or_else(|| panic!("C ran"));
-    assert_eq!(events_of(&c, "answered").len(), 1, "C answered A's call\n{context}");
-    let c_hangups = events_of(&c, "hung_up");
+    assert_eq!(c.events_of("answered").len(), 1, "C answered A's call\n{context}");
+    let c_hangups = c.events_of("hung_up");
     assert!(c_hangups.len() == 1 && c_hangups[0].contains(r#""reason":"remote""#), "C: {c_hangups:?}\n{context}");
 
     // B: the transfer went 100 then 200, and its call ended as transferred.
-    let b_progress = events_of(&b, "transfer_progress");
+    let b_progress = b.events_of("transfer_progress");
     assert!(b_progress.first().is_some_and(|l| l.contains(r#""status":100"#)), "B: {b_progress:?}\n{context}");
     assert!(b_progress.last().is_some_and(|l| l.contains(r#""status":200"#)), "B: {b_progress:?}\n{context}");
-    let b_hangups = events_of(&b, "hung_up");
+    let b_hangups = b.events_of("hung_up");
     assert_eq!(b_hangups.len(), 1, "B reports one hang-up\n{context}");
     assert!(b_hangups[0].contains(r#""reason":"transferred""#), "B: {}\n{context}", b_hangups[0]);
 
     // A: referred to C, answered twice, told B 200 OK, and hung up once (at the end).
-    let referred = events_of(&a, "referred");
+    let referred = a.events_of("referred");
     assert_eq!(referred.len(), 1, "A accepted one REFER\n{context}");
     assert!(referred[0].contains("sip:1003@voip.test"), "A: {}\n{context}", referred[0]);
-    assert_eq!(events_of(&a, "answered").len(), 2, "A's call to B and then to C\n{context}");
-    assert!(events_of(&a, "transfer_progress").iter().any(|l| l.contains(r#""status":200"#)), "A\n{context}");
-    assert!(events_of(&a, "transfer_failed").is_empty(), "A\n{context}");
+    assert_eq!(a.events_of("answered").len(), 2, "A's call to B and then to C\n{context}");
+    assert!(a.events_of("transfer_progress").iter().any(|l| l.contains(r#""status":200"#)), "A\n{context}");
+    assert!(a.events_of("transfer_failed").is_empty(), "A\n{context}");
     // A's hang-ups: B's leg when B hung up on it, then A's call to C at the end.
-    let a_hangups = events_of(&a, "hung_up");
+    let a_hangups = a.events_of("hung_up");
     assert_eq!(a_hangups.len(), 2, "A reports both calls' ends: {a_hangups:?}\n{context}");
     assert!(a_hangups[0].contains(r#""reason":"remote""#), "A: {}\n{context}", a_hangups[0]);
     assert!(a_hangups[1].contains(r#""reason":"local""#), "A: {}\n{context}", a_hangups[1]);
@@ -143,10 +122,10 @@ fn b_transfers_a_to_c_and_a_hears_b_then_c_while_b_ends_as_transferred() {
 
     // A heard B before the transfer and C after it, in one recording.
     let (rate, samples) = read_wav(dir.path().join("a.wav").as_path()).unwrap_or_else(|e| panic!("A's recording: {e}"));
-    let b_before = toned_share(&samples, rate, TONE_B, 0.3, TRANSFER_AT - 0.2);
-    let c_before = toned_share(&samples, rate, TONE_C, 0.3, TRANSFER_AT - 0.2);
-    let c_after = toned_share(&samples, rate, TONE_C, TRANSFER_AT + 1.0, TRANSFER_AT + 4.5);
-    let b_after = toned_share(&samples, rate, TONE_B, TRANSFER_AT + 1.0, TRANSFER_AT + 4.5);
+    let b_before = toned_fraction(&samples, rate, TONE_B, 0.3, TRANSFER_AT - 0.2);
+    let c_before = toned_fraction(&samples, rate, TONE_C, 0.3, TRANSFER_AT - 0.2);
+    let c_after = toned_fraction(&samples, rate, TONE_C, TRANSFER_AT + 1.0, TRANSFER_AT + 4.5);
+    let b_after = toned_fraction(&samples, rate, TONE_B, TRANSFER_AT + 1.0, TRANSFER_AT + 4.5);
     eprintln!(
         "A heard B in {b_before:.2} and C in {c_before:.2} before; C in {c_after:.2} and B in {b_after:.2} after"
     );
@@ -157,7 +136,7 @@ fn b_transfers_a_to_c_and_a_hears_b_then_c_while_b_ends_as_transferred() {
 
     // C heard A.
     let (rate, samples) = read_wav(dir.path().join("c.wav").as_path()).unwrap_or_else(|e| panic!("C's recording: {e}"));
-    let a_at_c = toned_share(&samples, rate, TONE_A, 0.3, 3.0);
+    let a_at_c = toned_fraction(&samples, rate, TONE_A, 0.3, 3.0);
     eprintln!("C heard A in {a_at_c:.2} of its first 3 s");
     assert!(a_at_c >= 0.9, "A's tone at C: {a_at_c:.2}\n{context}");
 }
@@ -166,19 +145,19 @@ fn b_transfers_a_to_c_and_a_hears_b_then_c_while_b_ends_as_transferred() {
 fn a_transfer_to_an_unregistered_extension_fails_and_the_call_stays_up() {
     let Run { a, b, dir, context, .. } = run("1003", false);
     // A's call to 1003 gets 480 from the registrar; A tells B so, and returns to B.
-    let failed = events_of(&a, "transfer_failed");
+    let failed = a.events_of("transfer_failed");
     assert_eq!(failed.len(), 1, "A reports the failed transfer\n{context}");
     assert!(failed[0].contains(r#""status":480"#), "A: {}\n{context}", failed[0]);
-    let failed = events_of(&b, "transfer_failed");
+    let failed = b.events_of("transfer_failed");
     assert_eq!(failed.len(), 1, "B reports the failed transfer\n{context}");
     assert!(failed[0].contains(r#""status":480"#), "B: {}\n{context}", failed[0]);
-    assert!(events_of(&b, "hung_up").iter().all(|l| !l.contains("transferred")), "B stays on the call\n{context}");
-    assert_eq!(events_of(&a, "answered").len(), 1, "only A's call to B was answered\n{context}");
+    assert!(b.events_of("hung_up").iter().all(|l| !l.contains("transferred")), "B stays on the call\n{context}");
+    assert_eq!(a.events_of("answered").len(), 1, "only A's call to B was answered\n{context}");
 
     // A hears B all along: before the attempt and after it.
     let (rate, samples) = read_wav(dir.path().join("a.wav").as_path()).unwrap_or_else(|e| panic!("A's recording: {e}"));
-    let before = toned_share(&samples, rate, TONE_B, 0.3, TRANSFER_AT - 0.2);
-    let after = toned_share(&samples, rate, TONE_B, TRANSFER_AT + 1.0, TRANSFER_AT + 4.5);
+    let before = toned_fraction(&samples, rate, TONE_B, 0.3, TRANSFER_AT - 0.2);
+    let after = toned_fraction(&samples, rate, TONE_B, TRANSFER_AT + 1.0, TRANSFER_AT + 4.5);
     eprintln!("A heard B in {before:.2} before and {after:.2} after the failed transfer");
     assert!(before >= 0.9 && after >= 0.9, "B's tone: {before:.2} before, {after:.2} after\n{context}");
 }
@@ -304,8 +283,7 @@ fn a_transferor_that_hangs_up_before_the_target_answers_stops_a_s_media_at_once(
     let c_addr = c.local_addr().unwrap_or_else(|e| panic!("{e}"));
     let a_port = voip_tests::free_port().unwrap_or_else(|e| panic!("{e}"));
     let (bind, target) = (format!("127.0.0.1:{a_port}"), format!("sip:1002@127.0.0.1:{}", Transferor::port(&b.sip)));
-    let args = ["--user", "1001", "--bind", &bind, "--dial", &target, "--audio-in", "tone:1000", "--duration", "6"];
-    let args: Vec<String> = args.iter().chain(&["--events", "json"]).map(|s| s.to_string()).collect();
+    let args = direct_args("1001", &["--bind", &bind, "--dial", &target, "--audio-in", "tone:1000", "--duration", "6"]);
     let mut a = Softphone::start("a", dir.path(), &args).unwrap_or_else(|e| panic!("start softphone A: {e}"));
     let mut seen = Vec::new();
 

@@ -604,22 +604,33 @@ mod tests {
         }
     }
 
-    /// Two sessions wired back to back in simulated time carry a tone from one to the other.
-    fn tone_crosses(codec: Codec, payload_type: u8) {
-        let mut rng = StdRng::seed_from_u64(7);
-        let (a_addr, b_addr): (SocketAddr, SocketAddr) =
-            ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
+    /// Where A and B listen in the tests that wire two sessions back to back.
+    fn addrs() -> (SocketAddr, SocketAddr) {
+        ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap())
+    }
+
+    /// Two sessions wired back to back from [`addrs`]: A sends `codec` as `payload_type` to B
+    /// and B to A, both built from one RNG seeded with `seed`, starting now.
+    fn back_to_back(codec: Codec, payload_type: u8, seed: u64) -> (MediaSession, MediaSession, Instant) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (a_addr, b_addr) = addrs();
         let start = Instant::now();
-        let mut a = MediaSession::new(
+        let a = MediaSession::new(
             &negotiated(codec.clone(), payload_type, b_addr),
             OpusSettings::default(),
             start,
             &mut rng,
         )
         .unwrap();
-        let mut b =
-            MediaSession::new(&negotiated(codec, payload_type, a_addr), OpusSettings::default(), start, &mut rng)
-                .unwrap();
+        let b = MediaSession::new(&negotiated(codec, payload_type, a_addr), OpusSettings::default(), start, &mut rng)
+            .unwrap();
+        (a, b, start)
+    }
+
+    /// Two sessions wired back to back in simulated time carry a tone from one to the other.
+    fn tone_crosses(codec: Codec, payload_type: u8) {
+        let (a_addr, b_addr) = addrs();
+        let (mut a, mut b, start) = back_to_back(codec, payload_type, 7);
         let rate = a.sample_rate();
         let mut tone = crate::audio::ToneGenerator::new(1000.0, rate, 8000.0);
         let mut frame = vec![0i16; a.frame_samples()];
@@ -687,14 +698,8 @@ mod tests {
 
     #[test]
     fn loss_lowers_the_mos_as_the_e_model_says() {
-        let mut rng = StdRng::seed_from_u64(11);
-        let (a_addr, b_addr): (SocketAddr, SocketAddr) =
-            ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
-        let start = Instant::now();
-        let mut a =
-            MediaSession::new(&negotiated(Codec::pcmu(), 0, b_addr), OpusSettings::default(), start, &mut rng).unwrap();
-        let mut b =
-            MediaSession::new(&negotiated(Codec::pcmu(), 0, a_addr), OpusSettings::default(), start, &mut rng).unwrap();
+        let (a_addr, _) = addrs();
+        let (mut a, mut b, start) = back_to_back(Codec::pcmu(), 0, 11);
         let frame = vec![1000i16; a.frame_samples()];
         let mut datagram = Vec::new();
         for i in 0..500u64 {
@@ -740,14 +745,8 @@ mod tests {
     fn a_receiver_report_of_5_percent_loss_sets_the_opus_expected_loss_and_brings_fec() {
         use proto::rtp::packet::RtpPacket;
         use proto::rtp::rtcp::{ReceiverReport, ReportBlock, RtcpPacket, write_compound};
-        let mut rng = StdRng::seed_from_u64(12);
-        let (a_addr, b_addr): (SocketAddr, SocketAddr) =
-            ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
-        let start = Instant::now();
-        let mut a = MediaSession::new(&negotiated(Codec::opus(), 96, b_addr), OpusSettings::default(), start, &mut rng)
-            .unwrap();
-        let mut b = MediaSession::new(&negotiated(Codec::opus(), 96, a_addr), OpusSettings::default(), start, &mut rng)
-            .unwrap();
+        let (a_addr, b_addr) = addrs();
+        let (mut a, mut b, start) = back_to_back(Codec::opus(), 96, 12);
         assert_eq!(a.expected_loss_percent(), Ok(EXPECTED_LOSS_PERCENT), "before any report");
         let mut datagram = Vec::new();
         let silence = vec![0i16; 960];
@@ -796,20 +795,8 @@ mod tests {
 
     /// A sends a tone to B, muted for the middle third; B hears it as silence.
     fn mute_silences(codec: Codec, payload_type: u8) {
-        let mut rng = StdRng::seed_from_u64(13);
-        let (a_addr, b_addr): (SocketAddr, SocketAddr) =
-            ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
-        let start = Instant::now();
-        let mut a = MediaSession::new(
-            &negotiated(codec.clone(), payload_type, b_addr),
-            OpusSettings::default(),
-            start,
-            &mut rng,
-        )
-        .unwrap();
-        let mut b =
-            MediaSession::new(&negotiated(codec, payload_type, a_addr), OpusSettings::default(), start, &mut rng)
-                .unwrap();
+        let (a_addr, _) = addrs();
+        let (mut a, mut b, start) = back_to_back(codec, payload_type, 13);
         let rate = a.sample_rate();
         let mut tone = crate::audio::ToneGenerator::new(1000.0, rate, 8000.0);
         let mut frame = vec![0i16; a.frame_samples()];
@@ -849,14 +836,8 @@ mod tests {
 
     #[test]
     fn packets_reordered_on_probation_still_play_from_the_first() {
-        let mut rng = StdRng::seed_from_u64(14);
-        let (a_addr, b_addr): (SocketAddr, SocketAddr) =
-            ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
-        let start = Instant::now();
-        let mut a =
-            MediaSession::new(&negotiated(Codec::pcmu(), 0, b_addr), OpusSettings::default(), start, &mut rng).unwrap();
-        let mut b =
-            MediaSession::new(&negotiated(Codec::pcmu(), 0, a_addr), OpusSettings::default(), start, &mut rng).unwrap();
+        let (a_addr, _) = addrs();
+        let (mut a, mut b, start) = back_to_back(Codec::pcmu(), 0, 14);
         // Frame i is a constant level of 100·(i+1), so what plays says which frame it was.
         let packets: Vec<Vec<u8>> = (0..20u64)
             .map(|i| {
@@ -885,14 +866,8 @@ mod tests {
 
     #[test]
     fn a_lost_opus_packet_is_rebuilt_from_the_next_ones_fec() {
-        let mut rng = StdRng::seed_from_u64(8);
-        let (a_addr, b_addr): (SocketAddr, SocketAddr) =
-            ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
-        let start = Instant::now();
-        let mut a = MediaSession::new(&negotiated(Codec::opus(), 96, b_addr), OpusSettings::default(), start, &mut rng)
-            .unwrap();
-        let mut b = MediaSession::new(&negotiated(Codec::opus(), 96, a_addr), OpusSettings::default(), start, &mut rng)
-            .unwrap();
+        let (a_addr, _) = addrs();
+        let (mut a, mut b, start) = back_to_back(Codec::opus(), 96, 8);
         let mut tone = crate::audio::ToneGenerator::new(1000.0, 48_000, 8000.0);
         let mut frame = vec![0i16; a.frame_samples()];
         let mut datagram = Vec::new();
@@ -927,8 +902,7 @@ mod tests {
     fn dtmf_goes_as_telephone_events_on_the_audio_ssrc_and_arrives_once_per_digit() {
         use proto::rtp::packet::RtpPacket;
         let mut rng = StdRng::seed_from_u64(9);
-        let (a_addr, b_addr): (SocketAddr, SocketAddr) =
-            ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
+        let (a_addr, b_addr) = addrs();
         let events = Some(TelephoneEvent { payload_type: 101, clock_rate: 8000 });
         let start = Instant::now();
         let mut na = negotiated(Codec::pcmu(), 0, b_addr);
@@ -974,14 +948,8 @@ mod tests {
 
     #[test]
     fn a_held_stream_sends_silence_and_a_stream_that_does_not_receive_plays_silence() {
-        let mut rng = StdRng::seed_from_u64(10);
-        let (a_addr, b_addr): (SocketAddr, SocketAddr) =
-            ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
-        let start = Instant::now();
-        let mut a =
-            MediaSession::new(&negotiated(Codec::pcmu(), 0, b_addr), OpusSettings::default(), start, &mut rng).unwrap();
-        let mut b =
-            MediaSession::new(&negotiated(Codec::pcmu(), 0, a_addr), OpusSettings::default(), start, &mut rng).unwrap();
+        let (a_addr, b_addr) = addrs();
+        let (mut a, mut b, start) = back_to_back(Codec::pcmu(), 0, 10);
         let mut tone = crate::audio::ToneGenerator::new(1000.0, 8000, 8000.0);
         let mut frame = vec![0i16; a.frame_samples()];
         let mut datagram = Vec::new();
@@ -1023,14 +991,8 @@ mod tests {
 
     #[test]
     fn a_stopped_session_says_bye_once_then_sends_nothing_and_plays_silence() {
-        let mut rng = StdRng::seed_from_u64(11);
-        let (a_addr, b_addr): (SocketAddr, SocketAddr) =
-            ("127.0.0.1:4000".parse().unwrap(), "127.0.0.1:5000".parse().unwrap());
-        let start = Instant::now();
-        let mut a =
-            MediaSession::new(&negotiated(Codec::pcmu(), 0, b_addr), OpusSettings::default(), start, &mut rng).unwrap();
-        let mut b =
-            MediaSession::new(&negotiated(Codec::pcmu(), 0, a_addr), OpusSettings::default(), start, &mut rng).unwrap();
+        let (_, b_addr) = addrs();
+        let (mut a, mut b, start) = back_to_back(Codec::pcmu(), 0, 11);
         let mut tone = crate::audio::ToneGenerator::new(1000.0, 8000, 8000.0);
         let mut frame = vec![0i16; a.frame_samples()];
         let (mut datagram, mut report) = (Vec::new(), Vec::new());
