@@ -136,6 +136,48 @@ impl Drop for LiveCapture {
     }
 }
 
+/// One call captured on `lo` and judged afterwards: start it before the peers, [`finish`] it
+/// once they are done, then assert on the summary with [`CaptureSummary::assert_sip`] and
+/// [`CaptureSummary::assert_media`].
+///
+/// [`finish`]: CallCapture::finish
+#[derive(Debug)]
+pub struct CallCapture {
+    live: LiveCapture,
+}
+
+impl CallCapture {
+    /// Captures UDP and TCP to and from any of `hosts` (each peer of the call on a loopback
+    /// address of its own, see [`crate::unique_loopback_ip`]) or any of `ports` (the server's
+    /// SIP port, for peers whose outgoing TCP connections leave from 127.0.0.1) into
+    /// `dir/wire.pcap`.
+    pub fn start(dir: &Path, hosts: &[IpAddr], ports: &[u16]) -> Result<CallCapture> {
+        let Some(&probe) = hosts.first() else {
+            return Err(HarnessError::io("capture a call", std::io::Error::other("name at least one host")));
+        };
+        let mut terms: Vec<String> = hosts.iter().map(|h| format!("host {h}")).collect();
+        terms.extend(ports.iter().map(|p| format!("port {p}")));
+        let filter = format!("(udp or tcp) and ({})", terms.join(" or "));
+        Ok(CallCapture { live: LiveCapture::start(&dir.join("wire.pcap"), &filter, probe)? })
+    }
+
+    /// Stops capturing and reads the capture back (checksums not validated: see
+    /// [`Checksums::Ignore`]).
+    pub fn finish(self) -> Result<CaptureSummary> {
+        let path = self.live.stop()?;
+        analyze(&path, Checksums::Ignore)
+    }
+}
+
+/// Whether the phones of a call are expected to send RTCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rtcp {
+    /// At least this many RTCP packets must be dissected.
+    AtLeast(u64),
+    /// None may appear (a peer that does not send RTCP, talking to one that does not either).
+    Never,
+}
+
 /// Whether to validate IPv4, UDP and TCP checksums while reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Checksums {
@@ -182,6 +224,121 @@ impl CaptureSummary {
     /// How many responses with `status` were seen.
     pub fn responses(&self, status: u16) -> u64 {
         self.sip_responses.get(&status).copied().unwrap_or(0)
+    }
+}
+
+impl CaptureSummary {
+    /// Panics unless Wireshark found no problem and saw `requests` (method, count) and `responses`
+    /// (status, count) exactly; when it saw SIP retransmissions (a loaded machine), at least
+    /// that many. Prints the counts on stderr.
+    pub fn assert_sip(&self, who: &str, requests: &[(&str, u64)], responses: &[(u16, u64)]) {
+        eprintln!(
+            "{who}: {} frames; SIP requests {:?}, responses {:?}, {} resent",
+            self.frames, self.sip_requests, self.sip_responses, self.sip_resent
+        );
+        assert!(self.problems.is_empty(), "{who}: Wireshark found problems: {:#?}", self.problems);
+        let exact = self.sip_resent == 0;
+        let fits = |seen: u64, n: u64| if exact { seen == n } else { seen >= n };
+        for &(method, n) in requests {
+            let seen = self.requests(method);
+            assert!(fits(seen, n), "{who}: {seen} {method}, expected {n}: {self:#?}");
+        }
+        for &(status, n) in responses {
+            let seen = self.responses(status);
+            assert!(fits(seen, n), "{who}: {seen} × {status}, expected {n}: {self:#?}");
+        }
+    }
+
+    /// Panics unless the capture holds exactly `streams` RTP streams, all found from the SDP
+    /// alone, each with at least `min_packets` packets of `payload` (the `-z rtp,streams` name:
+    /// `opus`, `g711U`) as payload type `pt` (besides any in `also_pt`, such as
+    /// telephone-event), none lost and none flagged for sequence or timestamp errors; and RTCP
+    /// as `rtcp` says. Prints the streams on stderr.
+    pub fn assert_media(&self, who: &str, media: &Media<'_>) {
+        eprintln!("{who}: {} RTP packets, {} RTCP packets, streams:", self.rtp_packets, self.rtcp_packets);
+        for s in &self.rtp_streams {
+            eprintln!(
+                "  {} → {} 0x{:08X} {} {} packets, {} lost, max delta {:.1} ms, mean jitter {:.2} ms{}",
+                s.src,
+                s.dst,
+                s.ssrc,
+                s.payload,
+                s.packets,
+                s.lost,
+                s.max_delta_ms,
+                s.mean_jitter_ms,
+                if s.problem { " PROBLEM" } else { "" }
+            );
+        }
+        assert!(self.problems.is_empty(), "{who}: Wireshark found problems: {:#?}", self.problems);
+        assert_eq!(self.rtp_not_from_sdp, 0, "{who}: RTP not set up by the SDP: {self:#?}");
+        let unexpected: Vec<u8> = self
+            .rtp_payload_types
+            .iter()
+            .copied()
+            .filter(|pt| *pt != media.pt && !media.also_pt.contains(pt))
+            .collect();
+        assert!(self.rtp_payload_types.contains(&media.pt), "{who}: no RTP of payload type {}: {self:#?}", media.pt);
+        assert!(unexpected.is_empty(), "{who}: RTP of payload types {unexpected:?}: {self:#?}");
+        let mut by_size: Vec<&RtpStream> = self.rtp_streams.iter().collect();
+        by_size.sort_by_key(|s| std::cmp::Reverse(s.packets));
+        let (main, latching) = by_size.split_at(media.streams.min(by_size.len()));
+        assert_eq!(main.len(), media.streams, "{who}: RTP streams: {self:#?}");
+        for stray in latching {
+            assert!(
+                stray.packets <= media.latch_packets && main.iter().any(|m| m.ssrc == stray.ssrc && m.src == stray.src),
+                "{who}: an RTP stream too many: {stray:?} (up to {} packets to the SDP's address before latching \
+                 are allowed): {self:#?}",
+                media.latch_packets
+            );
+        }
+        for stream in main {
+            assert!(
+                stream.payload.split([',', ' ']).any(|p| p == media.payload),
+                "{who}: the stream is not {}: {stream:?}",
+                media.payload
+            );
+            assert!(!stream.problem && stream.lost == 0, "{who}: sequence or timestamp problem or loss: {stream:?}");
+            assert!(stream.packets >= media.min_packets, "{who}: fewer than {} packets: {stream:?}", media.min_packets);
+        }
+        match media.rtcp {
+            Rtcp::AtLeast(n) => {
+                assert!(self.rtcp_packets >= n, "{who}: {} RTCP packets, expected {n}+", self.rtcp_packets)
+            }
+            Rtcp::Never => assert_eq!(self.rtcp_packets, 0, "{who}: RTCP from a peer that sends none"),
+        }
+    }
+}
+
+/// The media [`CaptureSummary::assert_media`] expects of a call.
+#[derive(Debug, Clone, Copy)]
+pub struct Media<'a> {
+    /// The payload's name in `-z rtp,streams` (`opus`, `g711U`).
+    pub payload: &'a str,
+    /// Its RTP payload type.
+    pub pt: u8,
+    /// Other payload types allowed in the streams (telephone-event).
+    pub also_pt: &'a [u8],
+    /// How many RTP streams (one per direction and sender).
+    pub streams: usize,
+    /// The fewest packets a stream may have.
+    pub min_packets: u64,
+    /// A peer whose RTP leaves from another address than its SDP names (baresip 1.0 binds its
+    /// RTP socket to the wildcard address, so on loopback its packets come from 127.0.0.1)
+    /// gets the softphone's first packets at the SDP's address until the softphone latches onto
+    /// the address they really come from (symmetric RTP, RFC 4961): the same sender's stream to
+    /// that address may hold up to this many packets. 0 for peers that send from their SDP's
+    /// address.
+    pub latch_packets: u64,
+    /// The RTCP expected.
+    pub rtcp: Rtcp,
+}
+
+impl<'a> Media<'a> {
+    /// Two streams (one each way) of `payload` as `pt`, each of at least `min_packets`, with
+    /// RTCP as `rtcp` says.
+    pub fn call(payload: &'a str, pt: u8, min_packets: u64, rtcp: Rtcp) -> Self {
+        Media { payload, pt, also_pt: &[], streams: 2, min_packets, latch_packets: 0, rtcp }
     }
 }
 
