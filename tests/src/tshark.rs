@@ -64,10 +64,47 @@ impl LiveCapture {
     /// by sending such datagrams until the file grows (one or more of them stay in the capture,
     /// as plain UDP).
     pub fn start(path: &Path, filter: &str, probe: IpAddr) -> Result<LiveCapture> {
+        let bind = |what| {
+            UdpSocket::bind(SocketAddr::new(probe, 0))
+                .map_err(|e| HarnessError::io(format!("bind the {what} on {probe}"), e))
+        };
+        let (sender, receiver) = (bind("capture probe")?, bind("capture probe's receiver")?);
+        let target = receiver.local_addr().map_err(|e| HarnessError::io("read the probe's address", e))?;
+        let send = move || {
+            let _ = sender.send_to(b"capture probe", target);
+        };
+        Self::start_on(None, "lo", path, filter, &format!("a probe from {probe}"), send)
+    }
+
+    /// Starts `ip netns exec NETNS tshark -i IFACE -f FILTER -w PATH` (see [`crate::netns`]) and
+    /// returns once packets really reach the file: the probe is a UDP datagram to the discard
+    /// port of `to`, sent from inside `netns` (bash's `/dev/udp`), which `filter` must match.
+    pub fn start_in(netns: &str, iface: &str, path: &Path, filter: &str, to: IpAddr) -> Result<LiveCapture> {
+        let netns_owned = netns.to_owned();
+        let send = move || {
+            let _ = Command::new("ip")
+                .args(["netns", "exec", &netns_owned, "bash", "-c"])
+                .arg(format!("echo 'capture probe' > /dev/udp/{to}/9"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        };
+        Self::start_on(Some(netns), iface, path, filter, &format!("a probe from {netns} to {to}"), send)
+    }
+
+    fn start_on(
+        netns: Option<&str>,
+        iface: &str,
+        path: &Path,
+        filter: &str,
+        probe: &str,
+        send_probe: impl Fn(),
+    ) -> Result<LiveCapture> {
         let log = path.with_extension("tshark.log");
         let err = File::create(&log).map_err(|e| HarnessError::io(format!("create {}", log.display()), e))?;
-        let child = Command::new(tshark()?)
-            .args(["-i", "lo", "-q", "-f", filter, "-w"])
+        let child = crate::netns::command_in(netns, &tshark()?)
+            .args(["-i", iface, "-q", "-f", filter, "-w"])
             .arg(path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -75,12 +112,6 @@ impl LiveCapture {
             .spawn()
             .map_err(|e| HarnessError::io("start tshark", e))?;
         let mut capture = LiveCapture { child: Some(child), path: path.to_owned(), log };
-        let bind = |what| {
-            UdpSocket::bind(SocketAddr::new(probe, 0))
-                .map_err(|e| HarnessError::io(format!("bind the {what} on {probe}"), e))
-        };
-        let (sender, receiver) = (bind("capture probe")?, bind("capture probe's receiver")?);
-        let target = receiver.local_addr().map_err(|e| HarnessError::io("read the probe's address", e))?;
         let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
         let deadline = Instant::now() + START_LIMIT;
         let mut baseline = None;
@@ -94,9 +125,7 @@ impl LiveCapture {
                     baseline = Some(size(path));
                 }
                 Some(before) if size(path) > before => return Ok(capture),
-                Some(_) => {
-                    let _ = sender.send_to(b"capture probe", target);
-                }
+                Some(_) => send_probe(),
                 None => {}
             }
             std::thread::sleep(POLL);
@@ -104,7 +133,7 @@ impl LiveCapture {
         capture.halt();
         Err(HarnessError::Timeout {
             what: format!(
-                "tshark -i lo -f {filter:?} recording a probe from {probe} (capturing needs root or the wireshark group)"
+                "tshark -i {iface} -f {filter:?} recording {probe} (capturing needs root or the wireshark group)"
             ),
             limit: START_LIMIT,
             output: tail(&capture.log, 20),
