@@ -65,8 +65,7 @@ fn baresip(
     codec: BaresipCodec,
     tone: u32,
     answer: AnswerMode,
-    via: Via,
-    ip: Ipv4Addr,
+    (via, ip): (Via, Ipv4Addr),
 ) -> Baresip {
     let mut config = BaresipConfig::new(user, &format!("pw{user}"), DOMAIN, registrar.addr())
         .codec(codec)
@@ -180,7 +179,7 @@ fn baresip_calls_softphone(codec: BaresipCodec, via: Via) {
     let args = phone_args_at(phone_ip, registrar.addr(), DOMAIN, "1001", &extra).unwrap_or_else(|e| panic!("{e}"));
     let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
     softphone.wait_for_event("registered", WAIT).unwrap_or_else(|e| panic!("{e}"));
-    let mut baresip = baresip(&registrar, "caller", "1002", codec, TONE_BARESIP, AnswerMode::Manual, via, baresip_ip);
+    let mut baresip = baresip(&registrar, "caller", "1002", codec, TONE_BARESIP, AnswerMode::Manual, (via, baresip_ip));
 
     baresip.dial(&format!("sip:1001@{DOMAIN}")).unwrap_or_else(|e| panic!("{e}"));
     let established = baresip
@@ -222,7 +221,7 @@ fn softphone_calls_baresip(codec: BaresipCodec, answer: AnswerMode, via: Via) {
     let (codecs, codec_name) = softphone_codec(codec);
     let (phone_ip, baresip_ip) = (unique_loopback_ip(), unique_loopback_ip());
     let capture = capture(dir.path(), &registrar, &[phone_ip, baresip_ip]);
-    let mut baresip = baresip(&registrar, "callee", "1002", codec, TONE_BARESIP, answer, via, baresip_ip);
+    let mut baresip = baresip(&registrar, "callee", "1002", codec, TONE_BARESIP, answer, (via, baresip_ip));
 
     let wav = dir.path().join("softphone.wav");
     let tone = format!("tone:{TONE_OTHER}");
@@ -290,9 +289,9 @@ fn baresip_calls_baresip(codec: BaresipCodec) {
     let registrar = registrar();
     let (callee_ip, caller_ip) = (unique_loopback_ip(), unique_loopback_ip());
     let capture = capture(dir.path(), &registrar, &[callee_ip, caller_ip]);
-    let mut callee = baresip(&registrar, "callee", "1003", codec, TONE_OTHER, AnswerMode::Auto, Via::Udp, callee_ip);
+    let mut callee = baresip(&registrar, "callee", "1003", codec, TONE_OTHER, AnswerMode::Auto, (Via::Udp, callee_ip));
     let mut caller =
-        baresip(&registrar, "caller", "1002", codec, TONE_BARESIP, AnswerMode::Manual, Via::Udp, caller_ip);
+        baresip(&registrar, "caller", "1002", codec, TONE_BARESIP, AnswerMode::Manual, (Via::Udp, caller_ip));
 
     caller.dial(&format!("sip:1003@{DOMAIN}")).unwrap_or_else(|e| panic!("{e}"));
     let established = caller
@@ -401,8 +400,7 @@ fn baresip_holds_and_resumes_the_softphone_by_reinvite_and_audio_returns() {
         BaresipCodec::Opus,
         TONE_BARESIP,
         AnswerMode::Manual,
-        Via::Udp,
-        baresip_ip,
+        (Via::Udp, baresip_ip),
     );
 
     baresip.dial(&format!("sip:1001@{DOMAIN}")).unwrap_or_else(|e| panic!("{e}"));
@@ -473,8 +471,7 @@ fn baresip_options_reach_the_softphone_through_the_registrar_and_get_200_with_a_
         BaresipCodec::Opus,
         TONE_BARESIP,
         AnswerMode::Manual,
-        Via::Udp,
-        baresip_ip,
+        (Via::Udp, baresip_ip),
     );
 
     baresip.options(&format!("sip:1001@{DOMAIN}")).unwrap_or_else(|e| panic!("{e}"));
@@ -525,8 +522,7 @@ fn baresip_cancels_a_ringing_call_and_the_softphone_reports_cancelled() {
         BaresipCodec::Opus,
         TONE_BARESIP,
         AnswerMode::Manual,
-        Via::Udp,
-        baresip_ip,
+        (Via::Udp, baresip_ip),
     );
 
     baresip.dial(&format!("sip:1001@{DOMAIN}")).unwrap_or_else(|e| panic!("{e}"));
@@ -570,8 +566,7 @@ fn baresip_dtmf_reaches_the_softphone_as_rfc4733_events() {
         BaresipCodec::Opus,
         TONE_BARESIP,
         AnswerMode::Manual,
-        Via::Udp,
-        baresip_ip,
+        (Via::Udp, baresip_ip),
     );
 
     baresip.dial(&format!("sip:1001@{DOMAIN}")).unwrap_or_else(|e| panic!("{e}"));
@@ -610,8 +605,15 @@ fn softphone_dtmf_reaches_baresip_as_rfc4733_events() {
     let registrar = registrar();
     let (phone_ip, baresip_ip) = (unique_loopback_ip(), unique_loopback_ip());
     let capture = capture(dir.path(), &registrar, &[phone_ip, baresip_ip]);
-    let mut baresip =
-        baresip(&registrar, "callee", "1002", BaresipCodec::Opus, TONE_BARESIP, AnswerMode::Auto, Via::Udp, baresip_ip);
+    let mut baresip = baresip(
+        &registrar,
+        "callee",
+        "1002",
+        BaresipCodec::Opus,
+        TONE_BARESIP,
+        AnswerMode::Auto,
+        (Via::Udp, baresip_ip),
+    );
     let extra = ["--dial", "1002", "--audio-out", "null", "--dtmf", "159#", "--dtmf-at", "1", "--hangup-after", "4"];
     let args = phone_args_at(phone_ip, registrar.addr(), DOMAIN, "1001", &extra).unwrap_or_else(|e| panic!("{e}"));
     let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
