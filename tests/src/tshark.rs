@@ -459,6 +459,13 @@ pub fn analyze(path: &Path, checksums: Checksums) -> Result<CaptureSummary> {
     Ok(summary)
 }
 
+/// How many frames of the capture at `path` match the display filter `filter` (such as
+/// `sip.Method == "REGISTER" && sip.Call-ID`): proof that Wireshark understood a field, not
+/// just that it did not complain.
+pub fn count_frames(path: &Path, filter: &str) -> Result<usize> {
+    Ok(read(path, &[], &["-Y", filter, "-T", "fields", "-e", "frame.number"])?.lines().count())
+}
+
 /// Runs `tshark -r PATH` with `prefs` and `args`; its standard output.
 fn read(path: &Path, prefs: &[&str], args: &[&str]) -> Result<String> {
     let mut child = Command::new(tshark()?)
@@ -642,5 +649,59 @@ mod tests {
         assert!((clean.max_delta_ms - 79.423).abs() < 1e-9 && (clean.mean_jitter_ms - 1.385).abs() < 1e-9);
         assert!(!clean.problem);
         assert_eq!((streams[1].lost, streams[1].problem), (14, true));
+    }
+
+    fn stream(src: &str, dst: &str, ssrc: u32, packets: u64) -> RtpStream {
+        RtpStream {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            ssrc,
+            payload: "opus".into(),
+            packets,
+            lost: 0,
+            max_delta_ms: 21.0,
+            mean_jitter_ms: 0.4,
+            problem: false,
+        }
+    }
+
+    /// A call as baresip's peer sees it: the softphone's two first packets went to the SDP's
+    /// address before it latched onto 127.0.0.1, where baresip's RTP really comes from.
+    fn latched_call() -> CaptureSummary {
+        CaptureSummary {
+            rtp_packets: 504,
+            rtp_payload_types: BTreeSet::from([96]),
+            rtp_streams: vec![
+                stream("127.9.0.2:4000", "127.0.0.1:5000", 1, 250),
+                stream("127.0.0.1:5000", "127.9.0.2:4000", 2, 252),
+                stream("127.9.0.2:4000", "127.9.0.3:5000", 1, 2),
+            ],
+            rtcp_packets: 4,
+            ..CaptureSummary::default()
+        }
+    }
+
+    #[test]
+    fn a_short_stream_before_latching_passes_only_where_latching_is_expected() {
+        let call = Media::call("opus", 96, 150, Rtcp::AtLeast(2));
+        latched_call().assert_media("latching allowed", &Media { latch_packets: 25, ..call });
+        let strict = std::panic::catch_unwind(|| latched_call().assert_media("no latching", &call));
+        assert!(strict.is_err(), "a third stream must fail where the peer sends from its SDP's address");
+    }
+
+    #[test]
+    fn lost_packets_a_problem_mark_or_missing_rtcp_fail_the_media_check() {
+        let call = Media { latch_packets: 25, ..Media::call("opus", 96, 150, Rtcp::AtLeast(2)) };
+        let broken: [fn(&mut CaptureSummary); 4] = [
+            |s| s.rtp_streams[0].lost = 1,
+            |s| s.rtp_streams[1].problem = true,
+            |s| s.rtcp_packets = 0,
+            |s| s.rtp_not_from_sdp = 3,
+        ];
+        for breaks in broken {
+            let mut summary = latched_call();
+            breaks(&mut summary);
+            assert!(std::panic::catch_unwind(|| summary.assert_media("broken", &call)).is_err(), "{summary:#?}");
+        }
     }
 }

@@ -60,9 +60,9 @@ fn capture(dir: &Path, kamailio: &Kamailio, hosts: &[Ipv4Addr]) -> CallCapture {
 
 /// The SIP of one call through Kamailio: the caller's INVITE, 407, ACK, INVITE, 100; the relayed
 /// INVITE; 180 and 200 both hops; ACK and BYE along the route, and BYE's 200 both hops.
-/// Kamailio's two UDP workers may take the callee's 180 and its 200 (sent right after) at once;
-/// when the 200 wins, the transaction is final and the late 180 is dropped, not relayed
-/// (RFC 3261 §16.7 step 5), so the caller gets one or none.
+/// The 180's relay is not counted: in one run here the caller got none. Kamailio runs two UDP
+/// workers, which can take the callee's 180 and its 200 (sent right after) at once; once the 200
+/// has made the transaction final, a late 180 is dropped, not relayed (RFC 3261 §16.7 step 5).
 fn assert_call_sip(wire: &CaptureSummary, who: &str) {
     wire.assert_sip(who, &[("INVITE", 3), ("ACK", 3), ("BYE", 2)], &[(407, 1), (100, 1)]);
     assert!(

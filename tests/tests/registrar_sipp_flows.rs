@@ -13,7 +13,7 @@
 //! These flows carry no RTP (SIPp sends none).
 
 use voip_tests::flows::{self, Target};
-use voip_tests::tshark::{CallCapture, CaptureSummary};
+use voip_tests::tshark::{CallCapture, CaptureSummary, count_frames};
 use voip_tests::{Peer, Registrar, RegistrarConfig, peers_ready, temp_dir, unique_loopback_ip};
 
 const DOMAIN: &str = "voip.test";
@@ -30,12 +30,24 @@ fn target(registrar: &Registrar) -> Target {
 
 /// Runs `flow` while capturing the registrar's port, and returns what Wireshark made of it.
 fn captured(registrar: &Registrar, flow: impl FnOnce()) -> CaptureSummary {
+    captured_with(registrar, flow, None)
+}
+
+/// [`captured`], also asserting that `expect` frames of the capture sent to the registrar
+/// match the display filter `filter` (with `expect = (filter, count)`).
+fn captured_with(registrar: &Registrar, flow: impl FnOnce(), expect: Option<(&str, usize)>) -> CaptureSummary {
     let dir = temp_dir("registrar-flows-pcap-").unwrap_or_else(|e| panic!("{e}"));
-    let capture = CallCapture::start(dir.path(), &[unique_loopback_ip().into()], &[registrar.addr().port()])
+    let port = registrar.addr().port();
+    let capture = CallCapture::start(dir.path(), &[unique_loopback_ip().into()], &[port])
         .unwrap_or_else(|e| panic!("start tshark: {e}"));
     flow();
     let wire = capture.finish().unwrap_or_else(|e| panic!("read the capture: {e}"));
     assert_eq!(wire.rtp_packets + wire.rtcp_packets, 0, "no media in these flows: {wire:#?}");
+    if let Some((filter, count)) = expect {
+        let filter = format!("udp.dstport == {port} && {filter}");
+        let seen = count_frames(&dir.path().join("wire.pcap"), &filter).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(seen, count, "frames matching {filter:?}: {wire:#?}");
+    }
     wire
 }
 
@@ -153,7 +165,13 @@ fn compact_and_unusually_formatted_register_succeeds() {
         return;
     }
     let registrar = registrar(None);
-    let wire = captured(&registrar, || {
+    // Both REGISTERs (before and after the challenge) with every compact header understood:
+    // v (Via), f (From, with an escaped quote in its display name), t (To), i (Call-ID),
+    // m (Contact), l (Content-Length), and the lower-case long names.
+    let understood = "sip.Method == \"REGISTER\" && sip.Via.branch && sip.from.user == \"1001\" \
+                      && sip.to.user == \"1001\" && sip.Call-ID && sip.contact.uri && sip.Content-Length == 0 \
+                      && sip.Max-Forwards == 70 && sip.CSeq.method == \"REGISTER\"";
+    let flow = || {
         let outcome = target(&registrar)
             .sipp("register_compact.xml")
             .account("1001", "pw1001")
@@ -161,7 +179,8 @@ fn compact_and_unusually_formatted_register_succeeds() {
             .run()
             .unwrap_or_else(|error| panic!("run SIPp: {error}"));
         assert!(outcome.passed(1), "{}\n{}", outcome.report(), registrar.log_tail(40));
-    });
+    };
+    let wire = captured_with(&registrar, flow, Some((understood, 2)));
     wire.assert_sip("compact REGISTER", &[("REGISTER", 2)], &[(401, 1), (200, 1)]);
 }
 
@@ -171,7 +190,13 @@ fn compact_and_unusually_formatted_call_goes_through_the_proxy() {
         return;
     }
     let registrar = registrar(None);
-    let wire = captured(&registrar, || run_call(&registrar, "uac_compact.xml", "uas_answer.xml", &[]));
+    // The caller's two INVITEs with every compact header understood: s (Subject), k (Supported),
+    // c (Content-Type) and l (Content-Length) around an SDP body Wireshark dissected too.
+    let understood = "sip.Method == \"INVITE\" && sip.Via.branch && sip.from.user == \"1001\" && sip.Call-ID \
+                      && sip.contact.uri && sip.Subject && sip.Supported == \"timer\" \
+                      && sip.Content-Type == \"application/sdp\" && sdp.media.format";
+    let flow = || run_call(&registrar, "uac_compact.xml", "uas_answer.xml", &[]);
+    let wire = captured_with(&registrar, flow, Some((understood, 2)));
     // The whole call, written compactly, dissected like any other: 200s for REGISTER, INVITE ×2, BYE ×2.
     wire.assert_sip("compact call", &[("INVITE", 3), ("ACK", 3), ("BYE", 2)], &[(407, 1), (180, 2), (200, 5)]);
 }
