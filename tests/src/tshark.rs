@@ -12,7 +12,11 @@
 //!   `rtp.setup-frame` must be a frame carrying SDP;
 //! - each RTP stream's payload name from the SDP rtpmap, packets, loss, and the "Problem?" flag
 //!   that marks sequence errors and wrong timestamps (`-q -z rtp,streams`);
-//! - RTCP packets dissected (`-Y rtcp`).
+//! - RTCP packets dissected, by sender (`-Y rtcp`).
+//!
+//! [`CallCapture`] wraps a live capture around one call, and [`CaptureSummary::assert_sip`] and
+//! [`CaptureSummary::assert_media`] state what a clean call looks like, so that a test adds a
+//! few lines to have its call judged.
 
 use crate::process::{send_signal, tail, wait_for_exit};
 use crate::{HarnessError, Result};
@@ -203,6 +207,9 @@ impl CallCapture {
 pub enum Rtcp {
     /// At least this many RTCP packets must be dissected.
     AtLeast(u64),
+    /// Every RTP stream's sender sent RTCP too, from its RTP port or the next one up
+    /// (RFC 3550 §11; the same port with rtcp-mux, RFC 5761).
+    FromEachSender,
     /// None may appear (a peer that does not send RTCP, talking to one that does not either).
     Never,
 }
@@ -239,6 +246,8 @@ pub struct CaptureSummary {
     pub rtp_streams: Vec<RtpStream>,
     /// RTCP packets dissected.
     pub rtcp_packets: u64,
+    /// RTCP packets by the address they came from.
+    pub rtcp_sources: BTreeMap<SocketAddr, u64>,
     /// Malformed packets and expert warnings/errors not in [`TOLERATED_EXPERT_WARNINGS`], one
     /// line each: frame number, protocol, message.
     pub problems: Vec<String>,
@@ -284,7 +293,10 @@ impl CaptureSummary {
     /// telephone-event), none lost and none flagged for sequence or timestamp errors; and RTCP
     /// as `rtcp` says. Prints the streams on stderr.
     pub fn assert_media(&self, who: &str, media: &Media<'_>) {
-        eprintln!("{who}: {} RTP packets, {} RTCP packets, streams:", self.rtp_packets, self.rtcp_packets);
+        eprintln!(
+            "{who}: {} RTP packets, {} RTCP packets (by sender {:?}), streams:",
+            self.rtp_packets, self.rtcp_packets, self.rtcp_sources
+        );
         for s in &self.rtp_streams {
             eprintln!(
                 "  {} → {} 0x{:08X} {} {} packets, {} lost, max delta {:.1} ms, mean jitter {:.2} ms{}",
@@ -333,6 +345,16 @@ impl CaptureSummary {
         match media.rtcp {
             Rtcp::AtLeast(n) => {
                 assert!(self.rtcp_packets >= n, "{who}: {} RTCP packets, expected {n}+", self.rtcp_packets)
+            }
+            Rtcp::FromEachSender => {
+                for stream in main {
+                    let port = stream.src.port();
+                    let sent = self.rtcp_sources.iter().any(|(from, _)| {
+                        from.ip() == stream.src.ip()
+                            && (from.port() == port || Some(from.port()) == port.checked_add(1))
+                    });
+                    assert!(sent, "{who}: no RTCP from the sender of {stream:?}: {:?}", self.rtcp_sources);
+                }
             }
             Rtcp::Never => assert_eq!(self.rtcp_packets, 0, "{who}: RTCP from a peer that sends none"),
         }
@@ -453,8 +475,17 @@ pub fn analyze(path: &Path, checksums: Checksums) -> Result<CaptureSummary> {
             summary.rtp_payload_types.insert(pt);
         }
     }
-    summary.rtcp_packets =
-        read(path, prefs, &["-Y", "rtcp", "-T", "fields", "-e", "frame.number"])?.lines().count() as u64;
+    let rtcp =
+        read(path, prefs, &["-Y", "rtcp", "-T", "fields", "-e", "ip.src", "-e", "ipv6.src", "-e", "udp.srcport"])?;
+    for line in rtcp.lines() {
+        summary.rtcp_packets += 1;
+        let fields: Vec<&str> = line.split('\t').map(str::trim).collect();
+        let ip = fields.iter().take(2).find_map(|f| f.parse::<IpAddr>().ok());
+        let port = fields.get(2).and_then(|f| f.parse::<u16>().ok());
+        if let (Some(ip), Some(port)) = (ip, port) {
+            *summary.rtcp_sources.entry(SocketAddr::new(ip, port)).or_default() += 1;
+        }
+    }
     summary.rtp_streams = parse_rtp_streams(&read(path, prefs, &["-q", "-z", "rtp,streams"])?);
     Ok(summary)
 }
