@@ -89,6 +89,8 @@ pub struct BaresipConfig {
     pub answer: AnswerMode,
     /// Reach the proxy over TCP (`;transport=tcp`) instead of UDP.
     pub tcp: bool,
+    /// The loopback address it binds SIP and RTP to and names in its SDP (`net_interface`).
+    pub ip: Ipv4Addr,
 }
 
 /// How baresip answers incoming calls (its account's `answermode`).
@@ -126,7 +128,15 @@ impl BaresipConfig {
             tone: 1000,
             answer: AnswerMode::Manual,
             tcp: false,
+            ip: Ipv4Addr::LOCALHOST,
         }
+    }
+
+    /// Binds SIP and media to `ip` (an address in 127.0.0.0/8, so that a capture can pick out
+    /// its traffic) instead of 127.0.0.1.
+    pub fn ip(mut self, ip: Ipv4Addr) -> Self {
+        self.ip = ip;
+        self
     }
 
     /// Offers and accepts only `codec`.
@@ -261,7 +271,7 @@ impl Baresip {
 
     /// One start on freshly chosen ports.
     fn launch(name: &str, program: &Path, modules: &Path, config: &BaresipConfig) -> Result<Baresip> {
-        let sip = SocketAddr::from((Ipv4Addr::LOCALHOST, sip_port()?));
+        let sip = SocketAddr::from((config.ip, sip_port(config.ip)?));
         let ctrl = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
         let dir = temp_dir(&format!("baresip-{name}-"))?;
         let write = |file: &str, text: &str| {
@@ -518,10 +528,10 @@ impl Drop for Baresip {
 }
 
 /// A free port for SIP whose successor (baresip's TLS listener) is free for TCP too.
-fn sip_port() -> Result<u16> {
+fn sip_port(ip: Ipv4Addr) -> Result<u16> {
     for _ in 0..32 {
         let port = free_port()?;
-        if port < u16::MAX && TcpListener::bind((Ipv4Addr::LOCALHOST, port + 1)).is_ok() {
+        if port < u16::MAX && TcpListener::bind((ip, port)).is_ok() && TcpListener::bind((ip, port + 1)).is_ok() {
             return Ok(port);
         }
     }

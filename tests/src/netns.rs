@@ -19,6 +19,8 @@ pub const HOST_B: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
 pub struct Lan {
     a: String,
     b: String,
+    veth_a: String,
+    veth_b: String,
 }
 
 impl Lan {
@@ -26,10 +28,10 @@ impl Lan {
     pub fn create() -> Result<Lan> {
         static SEQUENCE: AtomicU32 = AtomicU32::new(0);
         let tag = format!("{}-{}", std::process::id(), SEQUENCE.fetch_add(1, Ordering::Relaxed));
-        let lan = Lan { a: format!("voip-a-{tag}"), b: format!("voip-b-{tag}") };
-        let (veth_a, veth_b) = (format!("va{tag}"), format!("vb{tag}"));
         // Interface names are at most 15 bytes.
-        let (veth_a, veth_b) = (truncate(&veth_a), truncate(&veth_b));
+        let (veth_a, veth_b) = (truncate(&format!("va{tag}")), truncate(&format!("vb{tag}")));
+        let lan = Lan { a: format!("voip-a-{tag}"), b: format!("voip-b-{tag}"), veth_a, veth_b };
+        let (veth_a, veth_b) = (lan.veth_a.clone(), lan.veth_b.clone());
         ip(&["netns", "add", &lan.a])?;
         ip(&["netns", "add", &lan.b])?;
         ip(&["link", "add", &veth_a, "netns", &lan.a, "type", "veth", "peer", "name", &veth_b, "netns", &lan.b])?;
@@ -49,6 +51,16 @@ impl Lan {
     /// The name of host B's namespace.
     pub fn b(&self) -> &str {
         &self.b
+    }
+
+    /// Host A's end of the link (in namespace [`Lan::a`]), to capture on.
+    pub fn veth_a(&self) -> &str {
+        &self.veth_a
+    }
+
+    /// Host B's end of the link (in namespace [`Lan::b`]).
+    pub fn veth_b(&self) -> &str {
+        &self.veth_b
     }
 }
 

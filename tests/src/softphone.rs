@@ -35,6 +35,18 @@ pub fn softphone_exe() -> Result<PathBuf> {
 /// registrar at `registrar` in `domain`, on a free loopback SIP port, printing JSON events, with
 /// `extra` arguments after.
 pub fn phone_args(registrar: std::net::SocketAddr, domain: &str, user: &str, extra: &[&str]) -> Result<Vec<String>> {
+    phone_args_at(std::net::Ipv4Addr::LOCALHOST, registrar, domain, user, extra)
+}
+
+/// [`phone_args`] bound to `ip` (an address in 127.0.0.0/8 of the phone's own, so that a
+/// capture can pick out its traffic) instead of 127.0.0.1.
+pub fn phone_args_at(
+    ip: std::net::Ipv4Addr,
+    registrar: std::net::SocketAddr,
+    domain: &str,
+    user: &str,
+    extra: &[&str],
+) -> Result<Vec<String>> {
     let port = crate::free_port()?;
     let mut args: Vec<String> = [
         "--registrar",
@@ -42,7 +54,7 @@ pub fn phone_args(registrar: std::net::SocketAddr, domain: &str, user: &str, ext
         "--domain",
         domain,
         "--bind",
-        &format!("127.0.0.1:{port}"),
+        &format!("{ip}:{port}"),
         "--user",
         user,
         "--password",

@@ -12,7 +12,11 @@
 //!   `rtp.setup-frame` must be a frame carrying SDP;
 //! - each RTP stream's payload name from the SDP rtpmap, packets, loss, and the "Problem?" flag
 //!   that marks sequence errors and wrong timestamps (`-q -z rtp,streams`);
-//! - RTCP packets dissected (`-Y rtcp`).
+//! - RTCP packets dissected, by sender (`-Y rtcp`).
+//!
+//! [`CallCapture`] wraps a live capture around one call, and [`CaptureSummary::assert_sip`] and
+//! [`CaptureSummary::assert_media`] state what a clean call looks like, so that a test adds a
+//! few lines to have its call judged.
 
 use crate::process::{send_signal, tail, wait_for_exit};
 use crate::{HarnessError, Result};
@@ -64,10 +68,47 @@ impl LiveCapture {
     /// by sending such datagrams until the file grows (one or more of them stay in the capture,
     /// as plain UDP).
     pub fn start(path: &Path, filter: &str, probe: IpAddr) -> Result<LiveCapture> {
+        let bind = |what| {
+            UdpSocket::bind(SocketAddr::new(probe, 0))
+                .map_err(|e| HarnessError::io(format!("bind the {what} on {probe}"), e))
+        };
+        let (sender, receiver) = (bind("capture probe")?, bind("capture probe's receiver")?);
+        let target = receiver.local_addr().map_err(|e| HarnessError::io("read the probe's address", e))?;
+        let send = move || {
+            let _ = sender.send_to(b"capture probe", target);
+        };
+        Self::start_on(None, "lo", path, filter, &format!("a probe from {probe}"), send)
+    }
+
+    /// Starts `ip netns exec NETNS tshark -i IFACE -f FILTER -w PATH` (see [`crate::netns`]) and
+    /// returns once packets really reach the file: the probe is a UDP datagram to the discard
+    /// port of `to`, sent from inside `netns` (bash's `/dev/udp`), which `filter` must match.
+    pub fn start_in(netns: &str, iface: &str, path: &Path, filter: &str, to: IpAddr) -> Result<LiveCapture> {
+        let netns_owned = netns.to_owned();
+        let send = move || {
+            let _ = Command::new("ip")
+                .args(["netns", "exec", &netns_owned, "bash", "-c"])
+                .arg(format!("echo 'capture probe' > /dev/udp/{to}/9"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        };
+        Self::start_on(Some(netns), iface, path, filter, &format!("a probe from {netns} to {to}"), send)
+    }
+
+    fn start_on(
+        netns: Option<&str>,
+        iface: &str,
+        path: &Path,
+        filter: &str,
+        probe: &str,
+        send_probe: impl Fn(),
+    ) -> Result<LiveCapture> {
         let log = path.with_extension("tshark.log");
         let err = File::create(&log).map_err(|e| HarnessError::io(format!("create {}", log.display()), e))?;
-        let child = Command::new(tshark()?)
-            .args(["-i", "lo", "-q", "-f", filter, "-w"])
+        let child = crate::netns::command_in(netns, &tshark()?)
+            .args(["-i", iface, "-q", "-f", filter, "-w"])
             .arg(path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -75,12 +116,6 @@ impl LiveCapture {
             .spawn()
             .map_err(|e| HarnessError::io("start tshark", e))?;
         let mut capture = LiveCapture { child: Some(child), path: path.to_owned(), log };
-        let bind = |what| {
-            UdpSocket::bind(SocketAddr::new(probe, 0))
-                .map_err(|e| HarnessError::io(format!("bind the {what} on {probe}"), e))
-        };
-        let (sender, receiver) = (bind("capture probe")?, bind("capture probe's receiver")?);
-        let target = receiver.local_addr().map_err(|e| HarnessError::io("read the probe's address", e))?;
         let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
         let deadline = Instant::now() + START_LIMIT;
         let mut baseline = None;
@@ -94,9 +129,7 @@ impl LiveCapture {
                     baseline = Some(size(path));
                 }
                 Some(before) if size(path) > before => return Ok(capture),
-                Some(_) => {
-                    let _ = sender.send_to(b"capture probe", target);
-                }
+                Some(_) => send_probe(),
                 None => {}
             }
             std::thread::sleep(POLL);
@@ -104,7 +137,7 @@ impl LiveCapture {
         capture.halt();
         Err(HarnessError::Timeout {
             what: format!(
-                "tshark -i lo -f {filter:?} recording a probe from {probe} (capturing needs root or the wireshark group)"
+                "tshark -i {iface} -f {filter:?} recording {probe} (capturing needs root or the wireshark group)"
             ),
             limit: START_LIMIT,
             output: tail(&capture.log, 20),
@@ -134,6 +167,51 @@ impl Drop for LiveCapture {
     fn drop(&mut self) {
         self.halt();
     }
+}
+
+/// One call captured on `lo` and judged afterwards: start it before the peers, [`finish`] it
+/// once they are done, then assert on the summary with [`CaptureSummary::assert_sip`] and
+/// [`CaptureSummary::assert_media`].
+///
+/// [`finish`]: CallCapture::finish
+#[derive(Debug)]
+pub struct CallCapture {
+    live: LiveCapture,
+}
+
+impl CallCapture {
+    /// Captures UDP and TCP to and from any of `hosts` (each peer of the call on a loopback
+    /// address of its own, see [`crate::unique_loopback_ip`]) or any of `ports` (the server's
+    /// SIP port, for peers whose outgoing TCP connections leave from 127.0.0.1) into
+    /// `dir/wire.pcap`.
+    pub fn start(dir: &Path, hosts: &[IpAddr], ports: &[u16]) -> Result<CallCapture> {
+        let Some(&probe) = hosts.first() else {
+            return Err(HarnessError::io("capture a call", std::io::Error::other("name at least one host")));
+        };
+        let mut terms: Vec<String> = hosts.iter().map(|h| format!("host {h}")).collect();
+        terms.extend(ports.iter().map(|p| format!("port {p}")));
+        let filter = format!("(udp or tcp) and ({})", terms.join(" or "));
+        Ok(CallCapture { live: LiveCapture::start(&dir.join("wire.pcap"), &filter, probe)? })
+    }
+
+    /// Stops capturing and reads the capture back (checksums not validated: see
+    /// [`Checksums::Ignore`]).
+    pub fn finish(self) -> Result<CaptureSummary> {
+        let path = self.live.stop()?;
+        analyze(&path, Checksums::Ignore)
+    }
+}
+
+/// Whether the phones of a call are expected to send RTCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rtcp {
+    /// At least this many RTCP packets must be dissected.
+    AtLeast(u64),
+    /// Every RTP stream's sender sent RTCP too, from its RTP port or the next one up
+    /// (RFC 3550 §11; the same port with rtcp-mux, RFC 5761).
+    FromEachSender,
+    /// None may appear (a peer that does not send RTCP, talking to one that does not either).
+    Never,
 }
 
 /// Whether to validate IPv4, UDP and TCP checksums while reading.
@@ -168,6 +246,8 @@ pub struct CaptureSummary {
     pub rtp_streams: Vec<RtpStream>,
     /// RTCP packets dissected.
     pub rtcp_packets: u64,
+    /// RTCP packets by the address they came from.
+    pub rtcp_sources: BTreeMap<SocketAddr, u64>,
     /// Malformed packets and expert warnings/errors not in [`TOLERATED_EXPERT_WARNINGS`], one
     /// line each: frame number, protocol, message.
     pub problems: Vec<String>,
@@ -182,6 +262,134 @@ impl CaptureSummary {
     /// How many responses with `status` were seen.
     pub fn responses(&self, status: u16) -> u64 {
         self.sip_responses.get(&status).copied().unwrap_or(0)
+    }
+}
+
+impl CaptureSummary {
+    /// Panics unless Wireshark found no problem and saw `requests` (method, count) and `responses`
+    /// (status, count) exactly; when it saw SIP retransmissions (a loaded machine), at least
+    /// that many. Prints the counts on stderr.
+    pub fn assert_sip(&self, who: &str, requests: &[(&str, u64)], responses: &[(u16, u64)]) {
+        eprintln!(
+            "{who}: {} frames; SIP requests {:?}, responses {:?}, {} resent",
+            self.frames, self.sip_requests, self.sip_responses, self.sip_resent
+        );
+        assert!(self.problems.is_empty(), "{who}: Wireshark found problems: {:#?}", self.problems);
+        let exact = self.sip_resent == 0;
+        let fits = |seen: u64, n: u64| if exact { seen == n } else { seen >= n };
+        for &(method, n) in requests {
+            let seen = self.requests(method);
+            assert!(fits(seen, n), "{who}: {seen} {method}, expected {n}: {self:#?}");
+        }
+        for &(status, n) in responses {
+            let seen = self.responses(status);
+            assert!(fits(seen, n), "{who}: {seen} × {status}, expected {n}: {self:#?}");
+        }
+    }
+
+    /// Panics unless the capture holds exactly `streams` RTP streams, all found from the SDP
+    /// alone, each with at least `min_packets` packets of `payload` (the `-z rtp,streams` name:
+    /// `opus`, `g711U`) as payload type `pt` (besides any in `also_pt`, such as
+    /// telephone-event), none lost and none flagged for sequence or timestamp errors; and RTCP
+    /// as `rtcp` says. Prints the streams on stderr.
+    pub fn assert_media(&self, who: &str, media: &Media<'_>) {
+        eprintln!(
+            "{who}: {} RTP packets, {} RTCP packets (by sender {:?}), streams:",
+            self.rtp_packets, self.rtcp_packets, self.rtcp_sources
+        );
+        for s in &self.rtp_streams {
+            eprintln!(
+                "  {} → {} 0x{:08X} {} {} packets, {} lost, max delta {:.1} ms, mean jitter {:.2} ms{}",
+                s.src,
+                s.dst,
+                s.ssrc,
+                s.payload,
+                s.packets,
+                s.lost,
+                s.max_delta_ms,
+                s.mean_jitter_ms,
+                if s.problem { " PROBLEM" } else { "" }
+            );
+        }
+        assert!(self.problems.is_empty(), "{who}: Wireshark found problems: {:#?}", self.problems);
+        assert_eq!(self.rtp_not_from_sdp, 0, "{who}: RTP not set up by the SDP: {self:#?}");
+        let unexpected: Vec<u8> = self
+            .rtp_payload_types
+            .iter()
+            .copied()
+            .filter(|pt| *pt != media.pt && !media.also_pt.contains(pt))
+            .collect();
+        assert!(self.rtp_payload_types.contains(&media.pt), "{who}: no RTP of payload type {}: {self:#?}", media.pt);
+        assert!(unexpected.is_empty(), "{who}: RTP of payload types {unexpected:?}: {self:#?}");
+        let mut by_size: Vec<&RtpStream> = self.rtp_streams.iter().collect();
+        by_size.sort_by_key(|s| std::cmp::Reverse(s.packets));
+        let (main, latching) = by_size.split_at(media.streams.min(by_size.len()));
+        assert_eq!(main.len(), media.streams, "{who}: RTP streams: {self:#?}");
+        for stray in latching {
+            assert!(
+                stray.packets <= media.latch_packets && main.iter().any(|m| m.ssrc == stray.ssrc && m.src == stray.src),
+                "{who}: an RTP stream too many: {stray:?} (up to {} packets to the SDP's address before latching \
+                 are allowed): {self:#?}",
+                media.latch_packets
+            );
+        }
+        for stream in main {
+            assert!(
+                stream.payload.split([',', ' ']).any(|p| p == media.payload),
+                "{who}: the stream is not {}: {stream:?}",
+                media.payload
+            );
+            assert!(!stream.problem && stream.lost == 0, "{who}: sequence or timestamp problem or loss: {stream:?}");
+            assert!(stream.packets >= media.min_packets, "{who}: fewer than {} packets: {stream:?}", media.min_packets);
+        }
+        match media.rtcp {
+            Rtcp::AtLeast(n) => {
+                assert!(self.rtcp_packets >= n, "{who}: {} RTCP packets, expected {n}+", self.rtcp_packets)
+            }
+            Rtcp::FromEachSender => {
+                for stream in main {
+                    let port = stream.src.port();
+                    let sent = self.rtcp_sources.iter().any(|(from, _)| {
+                        from.ip() == stream.src.ip()
+                            && (from.port() == port || Some(from.port()) == port.checked_add(1))
+                    });
+                    assert!(sent, "{who}: no RTCP from the sender of {stream:?}: {:?}", self.rtcp_sources);
+                }
+            }
+            Rtcp::Never => assert_eq!(self.rtcp_packets, 0, "{who}: RTCP from a peer that sends none"),
+        }
+    }
+}
+
+/// The media [`CaptureSummary::assert_media`] expects of a call.
+#[derive(Debug, Clone, Copy)]
+pub struct Media<'a> {
+    /// The payload's name in `-z rtp,streams` (`opus`, `g711U`).
+    pub payload: &'a str,
+    /// Its RTP payload type.
+    pub pt: u8,
+    /// Other payload types allowed in the streams (telephone-event).
+    pub also_pt: &'a [u8],
+    /// How many RTP streams (one per direction and sender).
+    pub streams: usize,
+    /// The fewest packets a stream may have.
+    pub min_packets: u64,
+    /// A peer whose RTP leaves from another address than its SDP names (baresip 1.0 binds its
+    /// RTP socket to the wildcard address, so on loopback its packets come from 127.0.0.1)
+    /// gets the softphone's first packets at the SDP's address until the softphone latches onto
+    /// the address they really come from (symmetric RTP, RFC 4961): the same sender's stream to
+    /// that address may hold up to this many packets. 0 for peers that send from their SDP's
+    /// address.
+    pub latch_packets: u64,
+    /// The RTCP expected.
+    pub rtcp: Rtcp,
+}
+
+impl<'a> Media<'a> {
+    /// Two streams (one each way) of `payload` as `pt`, each of at least `min_packets`, with
+    /// RTCP as `rtcp` says.
+    pub fn call(payload: &'a str, pt: u8, min_packets: u64, rtcp: Rtcp) -> Self {
+        Media { payload, pt, also_pt: &[], streams: 2, min_packets, latch_packets: 0, rtcp }
     }
 }
 
@@ -267,10 +475,26 @@ pub fn analyze(path: &Path, checksums: Checksums) -> Result<CaptureSummary> {
             summary.rtp_payload_types.insert(pt);
         }
     }
-    summary.rtcp_packets =
-        read(path, prefs, &["-Y", "rtcp", "-T", "fields", "-e", "frame.number"])?.lines().count() as u64;
+    let rtcp =
+        read(path, prefs, &["-Y", "rtcp", "-T", "fields", "-e", "ip.src", "-e", "ipv6.src", "-e", "udp.srcport"])?;
+    for line in rtcp.lines() {
+        summary.rtcp_packets += 1;
+        let fields: Vec<&str> = line.split('\t').map(str::trim).collect();
+        let ip = fields.iter().take(2).find_map(|f| f.parse::<IpAddr>().ok());
+        let port = fields.get(2).and_then(|f| f.parse::<u16>().ok());
+        if let (Some(ip), Some(port)) = (ip, port) {
+            *summary.rtcp_sources.entry(SocketAddr::new(ip, port)).or_default() += 1;
+        }
+    }
     summary.rtp_streams = parse_rtp_streams(&read(path, prefs, &["-q", "-z", "rtp,streams"])?);
     Ok(summary)
+}
+
+/// How many frames of the capture at `path` match the display filter `filter` (such as
+/// `sip.Method == "REGISTER" && sip.Call-ID`): proof that Wireshark understood a field, not
+/// just that it did not complain.
+pub fn count_frames(path: &Path, filter: &str) -> Result<usize> {
+    Ok(read(path, &[], &["-Y", filter, "-T", "fields", "-e", "frame.number"])?.lines().count())
 }
 
 /// Runs `tshark -r PATH` with `prefs` and `args`; its standard output.
@@ -456,5 +680,59 @@ mod tests {
         assert!((clean.max_delta_ms - 79.423).abs() < 1e-9 && (clean.mean_jitter_ms - 1.385).abs() < 1e-9);
         assert!(!clean.problem);
         assert_eq!((streams[1].lost, streams[1].problem), (14, true));
+    }
+
+    fn stream(src: &str, dst: &str, ssrc: u32, packets: u64) -> RtpStream {
+        RtpStream {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            ssrc,
+            payload: "opus".into(),
+            packets,
+            lost: 0,
+            max_delta_ms: 21.0,
+            mean_jitter_ms: 0.4,
+            problem: false,
+        }
+    }
+
+    /// A call as baresip's peer sees it: the softphone's two first packets went to the SDP's
+    /// address before it latched onto 127.0.0.1, where baresip's RTP really comes from.
+    fn latched_call() -> CaptureSummary {
+        CaptureSummary {
+            rtp_packets: 504,
+            rtp_payload_types: BTreeSet::from([96]),
+            rtp_streams: vec![
+                stream("127.9.0.2:4000", "127.0.0.1:5000", 1, 250),
+                stream("127.0.0.1:5000", "127.9.0.2:4000", 2, 252),
+                stream("127.9.0.2:4000", "127.9.0.3:5000", 1, 2),
+            ],
+            rtcp_packets: 4,
+            ..CaptureSummary::default()
+        }
+    }
+
+    #[test]
+    fn a_short_stream_before_latching_passes_only_where_latching_is_expected() {
+        let call = Media::call("opus", 96, 150, Rtcp::AtLeast(2));
+        latched_call().assert_media("latching allowed", &Media { latch_packets: 25, ..call });
+        let strict = std::panic::catch_unwind(|| latched_call().assert_media("no latching", &call));
+        assert!(strict.is_err(), "a third stream must fail where the peer sends from its SDP's address");
+    }
+
+    #[test]
+    fn lost_packets_a_problem_mark_or_missing_rtcp_fail_the_media_check() {
+        let call = Media { latch_packets: 25, ..Media::call("opus", 96, 150, Rtcp::AtLeast(2)) };
+        let broken: [fn(&mut CaptureSummary); 4] = [
+            |s| s.rtp_streams[0].lost = 1,
+            |s| s.rtp_streams[1].problem = true,
+            |s| s.rtcp_packets = 0,
+            |s| s.rtp_not_from_sdp = 3,
+        ];
+        for breaks in broken {
+            let mut summary = latched_call();
+            breaks(&mut summary);
+            assert!(std::panic::catch_unwind(|| summary.assert_media("broken", &call)).is_err(), "{summary:#?}");
+        }
     }
 }

@@ -6,15 +6,24 @@
 //! lasts about as long as the connected call and the far end's tone dominates at least 90% of
 //! its 20 ms blocks (Goertzel, `proto::codec::tone`). The figures are printed on stderr.
 //!
+//! Every call is also captured on `lo` (each phone on a loopback address of its own) and judged by
+//! Wireshark (`voip_tests::tshark`): every SIP message dissected with no malformed packet or
+//! expert warning, the SIP counts of the flow, and the RTP streams found from the SDP alone
+//! with the negotiated codec, none lost or flagged for sequence or timestamp errors. baresip 1.0
+//! sends RTCP (two to four packets in these short calls, from its RTP port + 1, as our softphone
+//! does), so every RTP sender's RTCP must be there and dissect cleanly.
+//!
 //! The registrar challenges with MD5 only here: baresip's SIP stack (libre 1.0) gives up on a
 //! 401 or 407 that also offers SHA-256, which the registrar does by default.
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
 use voip_tests::baresip::{AnswerMode, Baresip, BaresipCodec, BaresipConfig};
-use voip_tests::softphone::{Softphone, phone_args, read_wav, tone_blocks, tone_share};
-use voip_tests::{Peer, Registrar, RegistrarConfig, peers_ready, temp_dir};
+use voip_tests::softphone::{Softphone, phone_args_at, read_wav, tone_blocks, tone_share};
+use voip_tests::tshark::{CallCapture, CaptureSummary, Media, Rtcp};
+use voip_tests::{Peer, Registrar, RegistrarConfig, peers_ready, temp_dir, unique_loopback_ip};
 
 const DOMAIN: &str = "voip.test";
 /// How long each call stays connected.
@@ -56,16 +65,43 @@ fn baresip(
     codec: BaresipCodec,
     tone: u32,
     answer: AnswerMode,
-    via: Via,
+    (via, ip): (Via, Ipv4Addr),
 ) -> Baresip {
-    let mut config =
-        BaresipConfig::new(user, &format!("pw{user}"), DOMAIN, registrar.addr()).codec(codec).tone(tone).answer(answer);
+    let mut config = BaresipConfig::new(user, &format!("pw{user}"), DOMAIN, registrar.addr())
+        .codec(codec)
+        .tone(tone)
+        .answer(answer)
+        .ip(ip);
     if via == Via::Tcp {
         config = config.tcp();
     }
     let mut phone = Baresip::start(name, &config).unwrap_or_else(|e| panic!("start baresip {name}: {e}"));
     phone.wait_registered(WAIT).unwrap_or_else(|e| panic!("{e}\nregistrar:\n{}", registrar.log_tail(40)));
     phone
+}
+
+/// Starts capturing the traffic of `hosts` and of the registrar's port (baresip's TCP
+/// connections leave from 127.0.0.1) into `dir`.
+fn capture(dir: &Path, registrar: &Registrar, hosts: &[Ipv4Addr]) -> CallCapture {
+    let hosts: Vec<_> = hosts.iter().map(|&ip| ip.into()).collect();
+    CallCapture::start(dir, &hosts, &[registrar.addr().port()]).unwrap_or_else(|e| panic!("start tshark: {e}"))
+}
+
+/// Stops `capture` and reads it back.
+fn finish(capture: CallCapture) -> CaptureSummary {
+    capture.finish().unwrap_or_else(|e| panic!("read the capture: {e}"))
+}
+
+/// The media of a 5 s call between the softphone and baresip with `codec` as Wireshark names
+/// it, with RTCP both ways. baresip 1.0 binds RTP to the wildcard address, so its packets come
+/// from 127.0.0.1, not from the address in its SDP: the softphone's first few packets go to the
+/// SDP's address until it latches onto 127.0.0.1 (allowed up to half a second's worth).
+fn media(codec: BaresipCodec) -> Media<'static> {
+    let media = match codec {
+        BaresipCodec::Opus => Media::call("opus", 96, 150, Rtcp::FromEachSender),
+        BaresipCodec::Pcmu => Media::call("g711U", 0, 150, Rtcp::FromEachSender),
+    };
+    Media { latch_packets: 25, ..media }
 }
 
 /// The softphone's `--codecs` value and the codec name its events report.
@@ -119,11 +155,13 @@ fn assert_invite_relayed_to(registrar: &Registrar, callee: std::net::SocketAddr,
 }
 
 fn baresip_calls_softphone(codec: BaresipCodec, via: Via) {
-    if !peers_ready(&[Peer::Baresip]) {
+    if !peers_ready(&[Peer::Baresip, Peer::Tshark]) {
         return;
     }
     let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
     let registrar = registrar();
+    let (phone_ip, baresip_ip) = (unique_loopback_ip(), unique_loopback_ip());
+    let capture = capture(dir.path(), &registrar, &[phone_ip, baresip_ip]);
     let (codecs, codec_name) = softphone_codec(codec);
     let wav = dir.path().join("softphone.wav");
     let tone = format!("tone:{TONE_OTHER}");
@@ -138,10 +176,10 @@ fn baresip_calls_softphone(codec: BaresipCodec, via: Via) {
         "--codecs",
         codecs,
     ];
-    let args = phone_args(registrar.addr(), DOMAIN, "1001", &extra).unwrap_or_else(|e| panic!("{e}"));
+    let args = phone_args_at(phone_ip, registrar.addr(), DOMAIN, "1001", &extra).unwrap_or_else(|e| panic!("{e}"));
     let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
     softphone.wait_for_event("registered", WAIT).unwrap_or_else(|e| panic!("{e}"));
-    let mut baresip = baresip(&registrar, "caller", "1002", codec, TONE_BARESIP, AnswerMode::Manual, via);
+    let mut baresip = baresip(&registrar, "caller", "1002", codec, TONE_BARESIP, AnswerMode::Manual, (via, baresip_ip));
 
     baresip.dial(&format!("sip:1001@{DOMAIN}")).unwrap_or_else(|e| panic!("{e}"));
     let established = baresip
@@ -165,16 +203,25 @@ fn baresip_calls_softphone(codec: BaresipCodec, via: Via) {
     assert_recording_holds(&wav, codec.rate(), TONE_BARESIP, connected, "the softphone", &context);
     let recording = baresip.recording().unwrap_or_else(|e| panic!("{e}"));
     assert_recording_holds(&recording, codec.rate(), TONE_OTHER, connected, "baresip", &context);
+
+    let wire = finish(capture);
+    // baresip: INVITE, 407, ACK, INVITE, 100; relayed: INVITE, 180 and 200 back both hops, ACK
+    // and BYE both hops, and BYE's 200 both hops.
+    let call = [("INVITE", 3), ("ACK", 3), ("BYE", 2)];
+    wire.assert_sip(&format!("baresip ({}) calls the softphone", via.name()), &call, &[(407, 1), (180, 2)]);
+    wire.assert_media("baresip calls the softphone", &media(codec));
 }
 
 fn softphone_calls_baresip(codec: BaresipCodec, answer: AnswerMode, via: Via) {
-    if !peers_ready(&[Peer::Baresip]) {
+    if !peers_ready(&[Peer::Baresip, Peer::Tshark]) {
         return;
     }
     let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
     let registrar = registrar();
     let (codecs, codec_name) = softphone_codec(codec);
-    let mut baresip = baresip(&registrar, "callee", "1002", codec, TONE_BARESIP, answer, via);
+    let (phone_ip, baresip_ip) = (unique_loopback_ip(), unique_loopback_ip());
+    let capture = capture(dir.path(), &registrar, &[phone_ip, baresip_ip]);
+    let mut baresip = baresip(&registrar, "callee", "1002", codec, TONE_BARESIP, answer, (via, baresip_ip));
 
     let wav = dir.path().join("softphone.wav");
     let tone = format!("tone:{TONE_OTHER}");
@@ -193,7 +240,7 @@ fn softphone_calls_baresip(codec: BaresipCodec, answer: AnswerMode, via: Via) {
         "--codecs",
         codecs,
     ];
-    let args = phone_args(registrar.addr(), DOMAIN, "1001", &extra).unwrap_or_else(|e| panic!("{e}"));
+    let args = phone_args_at(phone_ip, registrar.addr(), DOMAIN, "1001", &extra).unwrap_or_else(|e| panic!("{e}"));
     let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
     if answer == AnswerMode::Early {
         // 183 with baresip's SDP first; the 200 a second later.
@@ -224,15 +271,27 @@ fn softphone_calls_baresip(codec: BaresipCodec, answer: AnswerMode, via: Via) {
     assert_recording_holds(&wav, codec.rate(), TONE_BARESIP, connected, "the softphone", &context);
     let recording = baresip.recording().unwrap_or_else(|e| panic!("{e}"));
     assert_recording_holds(&recording, codec.rate(), TONE_OTHER, connected, "baresip", &context);
+
+    let wire = finish(capture);
+    // The softphone: INVITE, 407, ACK, INVITE, 100; relayed: INVITE, baresip's provisional (180,
+    // or 183 with early media) and 200 back both hops, ACK and BYE both hops, BYE's 200 both hops.
+    let call = [("INVITE", 3), ("ACK", 3), ("BYE", 2)];
+    let provisional = if answer == AnswerMode::Early { (183, 2) } else { (180, 2) };
+    wire.assert_sip(&format!("the softphone calls baresip ({})", via.name()), &call, &[(407, 1), provisional]);
+    wire.assert_media("the softphone calls baresip", &media(codec));
 }
 
 fn baresip_calls_baresip(codec: BaresipCodec) {
-    if !peers_ready(&[Peer::Baresip]) {
+    if !peers_ready(&[Peer::Baresip, Peer::Tshark]) {
         return;
     }
+    let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
     let registrar = registrar();
-    let mut callee = baresip(&registrar, "callee", "1003", codec, TONE_OTHER, AnswerMode::Auto, Via::Udp);
-    let mut caller = baresip(&registrar, "caller", "1002", codec, TONE_BARESIP, AnswerMode::Manual, Via::Udp);
+    let (callee_ip, caller_ip) = (unique_loopback_ip(), unique_loopback_ip());
+    let capture = capture(dir.path(), &registrar, &[callee_ip, caller_ip]);
+    let mut callee = baresip(&registrar, "callee", "1003", codec, TONE_OTHER, AnswerMode::Auto, (Via::Udp, callee_ip));
+    let mut caller =
+        baresip(&registrar, "caller", "1002", codec, TONE_BARESIP, AnswerMode::Manual, (Via::Udp, caller_ip));
 
     caller.dial(&format!("sip:1003@{DOMAIN}")).unwrap_or_else(|e| panic!("{e}"));
     let established = caller
@@ -253,6 +312,12 @@ fn baresip_calls_baresip(codec: BaresipCodec) {
     let callee_wav = callee.recording().unwrap_or_else(|e| panic!("{e}"));
     assert_recording_holds(&caller_wav, codec.rate(), TONE_OTHER, connected, "the calling baresip", &context);
     assert_recording_holds(&callee_wav, codec.rate(), TONE_BARESIP, connected, "the called baresip", &context);
+
+    let wire = finish(capture);
+    let call = [("INVITE", 3), ("ACK", 3), ("BYE", 2)];
+    wire.assert_sip("baresip calls baresip", &call, &[(407, 1), (180, 2)]);
+    // Neither baresip latches: each sends to the address in the other's SDP.
+    wire.assert_media("baresip calls baresip", &Media { latch_packets: 0, ..media(codec) });
 }
 
 /// The `--bind` address in softphone arguments.
@@ -315,19 +380,28 @@ fn tail_share(path: &Path, freq: u32, seconds: u32) -> (usize, usize) {
 
 #[test]
 fn baresip_holds_and_resumes_the_softphone_by_reinvite_and_audio_returns() {
-    if !peers_ready(&[Peer::Baresip]) {
+    if !peers_ready(&[Peer::Baresip, Peer::Tshark]) {
         return;
     }
     let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
     let registrar = registrar();
+    let (phone_ip, baresip_ip) = (unique_loopback_ip(), unique_loopback_ip());
+    let capture = capture(dir.path(), &registrar, &[phone_ip, baresip_ip]);
     let wav = dir.path().join("softphone.wav");
     let tone = format!("tone:{TONE_OTHER}");
     let extra = ["--auto-answer", "--audio-in", &tone, "--audio-out", wav.to_str().unwrap(), "--duration", "25"];
-    let args = phone_args(registrar.addr(), DOMAIN, "1001", &extra).unwrap_or_else(|e| panic!("{e}"));
+    let args = phone_args_at(phone_ip, registrar.addr(), DOMAIN, "1001", &extra).unwrap_or_else(|e| panic!("{e}"));
     let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
     softphone.wait_for_event("registered", WAIT).unwrap_or_else(|e| panic!("{e}"));
-    let mut baresip =
-        baresip(&registrar, "caller", "1002", BaresipCodec::Opus, TONE_BARESIP, AnswerMode::Manual, Via::Udp);
+    let mut baresip = baresip(
+        &registrar,
+        "caller",
+        "1002",
+        BaresipCodec::Opus,
+        TONE_BARESIP,
+        AnswerMode::Manual,
+        (Via::Udp, baresip_ip),
+    );
 
     baresip.dial(&format!("sip:1001@{DOMAIN}")).unwrap_or_else(|e| panic!("{e}"));
     baresip.wait_for_event("CALL_ESTABLISHED", WAIT).unwrap_or_else(|e| panic!("{e}\n{}", softphone.output()));
@@ -368,20 +442,37 @@ fn baresip_holds_and_resumes_the_softphone_by_reinvite_and_audio_returns() {
         at_end >= at_resume + 90,
         "the softphone sent {at_resume} packets by the resume, {at_end} in all\n{context}"
     );
+
+    let wire = finish(capture);
+    // The call as in `baresip_calls_softphone`, plus baresip's re-INVITEs for hold and for
+    // resume, each relayed (two hops) with its 200 and ACK.
+    let call = [("INVITE", 7), ("ACK", 7), ("BYE", 2)];
+    wire.assert_sip("baresip holds and resumes the softphone", &call, &[(407, 1), (180, 2)]);
+    wire.assert_media("baresip holds and resumes the softphone", &media(BaresipCodec::Opus));
 }
 
 #[test]
 fn baresip_options_reach_the_softphone_through_the_registrar_and_get_200_with_a_to_tag() {
-    if !peers_ready(&[Peer::Baresip]) {
+    if !peers_ready(&[Peer::Baresip, Peer::Tshark]) {
         return;
     }
     let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
     let registrar = registrar();
-    let args = phone_args(registrar.addr(), DOMAIN, "1001", &["--duration", "20"]).unwrap_or_else(|e| panic!("{e}"));
+    let (phone_ip, baresip_ip) = (unique_loopback_ip(), unique_loopback_ip());
+    let capture = capture(dir.path(), &registrar, &[phone_ip, baresip_ip]);
+    let args = phone_args_at(phone_ip, registrar.addr(), DOMAIN, "1001", &["--duration", "20"])
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
     softphone.wait_for_event("registered", WAIT).unwrap_or_else(|e| panic!("{e}"));
-    let mut baresip =
-        baresip(&registrar, "asker", "1002", BaresipCodec::Opus, TONE_BARESIP, AnswerMode::Manual, Via::Udp);
+    let mut baresip = baresip(
+        &registrar,
+        "asker",
+        "1002",
+        BaresipCodec::Opus,
+        TONE_BARESIP,
+        AnswerMode::Manual,
+        (Via::Udp, baresip_ip),
+    );
 
     baresip.options(&format!("sip:1001@{DOMAIN}")).unwrap_or_else(|e| panic!("{e}"));
     // baresip prints the response under "----- OPTIONS of <uri> -----".
@@ -404,20 +495,35 @@ fn baresip_options_reach_the_softphone_through_the_registrar_and_get_200_with_a_
     let response = log.split(&from_phone).nth(1).unwrap_or_else(|| panic!("no 200 from the softphone\n{log}"));
     let to = response.lines().find(|l| l.starts_with("To:")).unwrap_or_default();
     assert!(to.contains(";tag="), "the softphone's 200 to OPTIONS has no To tag: {to:?}");
+
+    let wire = finish(capture);
+    // baresip's OPTIONS, the registrar's 407, again with credentials, relayed to the softphone.
+    wire.assert_sip("baresip's OPTIONS to the softphone", &[("OPTIONS", 3), ("INVITE", 0)], &[(407, 1)]);
+    assert_eq!(wire.rtp_packets + wire.rtcp_packets, 0, "no media without a call: {wire:#?}");
 }
 
 #[test]
 fn baresip_cancels_a_ringing_call_and_the_softphone_reports_cancelled() {
-    if !peers_ready(&[Peer::Baresip]) {
+    if !peers_ready(&[Peer::Baresip, Peer::Tshark]) {
         return;
     }
     let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
     let registrar = registrar();
-    let args = phone_args(registrar.addr(), DOMAIN, "1001", &["--duration", "20"]).unwrap_or_else(|e| panic!("{e}"));
+    let (phone_ip, baresip_ip) = (unique_loopback_ip(), unique_loopback_ip());
+    let capture = capture(dir.path(), &registrar, &[phone_ip, baresip_ip]);
+    let args = phone_args_at(phone_ip, registrar.addr(), DOMAIN, "1001", &["--duration", "20"])
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
     softphone.wait_for_event("registered", WAIT).unwrap_or_else(|e| panic!("{e}"));
-    let mut baresip =
-        baresip(&registrar, "caller", "1002", BaresipCodec::Opus, TONE_BARESIP, AnswerMode::Manual, Via::Udp);
+    let mut baresip = baresip(
+        &registrar,
+        "caller",
+        "1002",
+        BaresipCodec::Opus,
+        TONE_BARESIP,
+        AnswerMode::Manual,
+        (Via::Udp, baresip_ip),
+    );
 
     baresip.dial(&format!("sip:1001@{DOMAIN}")).unwrap_or_else(|e| panic!("{e}"));
     baresip.wait_for_event("CALL_RINGING", WAIT).unwrap_or_else(|e| panic!("{e}\n{}", softphone.output()));
@@ -431,21 +537,37 @@ fn baresip_cancels_a_ringing_call_and_the_softphone_reports_cancelled() {
     assert!(softphone.event("answered").is_none(), "{context}");
     let cancel = format!("send UDP to {}:\nCANCEL ", phone_addr(&args));
     assert!(registrar.log().contains(&cancel), "the registrar relayed no CANCEL to the softphone\n{context}");
+
+    let wire = finish(capture);
+    // INVITE, 407, ACK, INVITE, 100, relayed INVITE, 180 both hops; CANCEL and its 200 both hops,
+    // 487 both hops, each acknowledged hop by hop.
+    let call = [("INVITE", 3), ("CANCEL", 2), ("ACK", 3), ("BYE", 0)];
+    wire.assert_sip("baresip cancels", &call, &[(407, 1), (180, 2), (487, 2)]);
+    assert_eq!(wire.rtp_packets, 0, "no media before an answer: {wire:#?}");
 }
 
 #[test]
 fn baresip_dtmf_reaches_the_softphone_as_rfc4733_events() {
-    if !peers_ready(&[Peer::Baresip]) {
+    if !peers_ready(&[Peer::Baresip, Peer::Tshark]) {
         return;
     }
     let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
     let registrar = registrar();
+    let (phone_ip, baresip_ip) = (unique_loopback_ip(), unique_loopback_ip());
+    let capture = capture(dir.path(), &registrar, &[phone_ip, baresip_ip]);
     let extra = ["--auto-answer", "--audio-out", "null", "--duration", "20"];
-    let args = phone_args(registrar.addr(), DOMAIN, "1001", &extra).unwrap_or_else(|e| panic!("{e}"));
+    let args = phone_args_at(phone_ip, registrar.addr(), DOMAIN, "1001", &extra).unwrap_or_else(|e| panic!("{e}"));
     let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
     softphone.wait_for_event("registered", WAIT).unwrap_or_else(|e| panic!("{e}"));
-    let mut baresip =
-        baresip(&registrar, "caller", "1002", BaresipCodec::Opus, TONE_BARESIP, AnswerMode::Manual, Via::Udp);
+    let mut baresip = baresip(
+        &registrar,
+        "caller",
+        "1002",
+        BaresipCodec::Opus,
+        TONE_BARESIP,
+        AnswerMode::Manual,
+        (Via::Udp, baresip_ip),
+    );
 
     baresip.dial(&format!("sip:1001@{DOMAIN}")).unwrap_or_else(|e| panic!("{e}"));
     baresip.wait_for_event("CALL_ESTABLISHED", WAIT).unwrap_or_else(|e| panic!("{e}\n{}", softphone.output()));
@@ -465,19 +587,35 @@ fn baresip_dtmf_reaches_the_softphone_as_rfc4733_events() {
     let expected: Vec<String> =
         digits.iter().map(|d| format!("{{\"event\":\"dtmf\",\"digit\":\"{d}\",\"via\":\"rtp\"}}")).collect();
     assert_eq!(received, expected, "each digit once, in order, by RTP\n{context}");
+
+    let wire = finish(capture);
+    let call = [("INVITE", 3), ("ACK", 3), ("BYE", 2)];
+    wire.assert_sip("baresip sends DTMF", &call, &[(407, 1), (180, 2)]);
+    // A 3 s call; baresip's digits go as telephone-event (its offer's payload type 101).
+    let dtmf_media = Media { also_pt: &[101], min_packets: 100, ..media(BaresipCodec::Opus) };
+    wire.assert_media("baresip sends DTMF", &dtmf_media);
 }
 
 #[test]
 fn softphone_dtmf_reaches_baresip_as_rfc4733_events() {
-    if !peers_ready(&[Peer::Baresip]) {
+    if !peers_ready(&[Peer::Baresip, Peer::Tshark]) {
         return;
     }
     let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
     let registrar = registrar();
-    let mut baresip =
-        baresip(&registrar, "callee", "1002", BaresipCodec::Opus, TONE_BARESIP, AnswerMode::Auto, Via::Udp);
+    let (phone_ip, baresip_ip) = (unique_loopback_ip(), unique_loopback_ip());
+    let capture = capture(dir.path(), &registrar, &[phone_ip, baresip_ip]);
+    let mut baresip = baresip(
+        &registrar,
+        "callee",
+        "1002",
+        BaresipCodec::Opus,
+        TONE_BARESIP,
+        AnswerMode::Auto,
+        (Via::Udp, baresip_ip),
+    );
     let extra = ["--dial", "1002", "--audio-out", "null", "--dtmf", "159#", "--dtmf-at", "1", "--hangup-after", "4"];
-    let args = phone_args(registrar.addr(), DOMAIN, "1001", &extra).unwrap_or_else(|e| panic!("{e}"));
+    let args = phone_args_at(phone_ip, registrar.addr(), DOMAIN, "1001", &extra).unwrap_or_else(|e| panic!("{e}"));
     let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
     baresip.wait_for_event("CALL_ESTABLISHED", WAIT).unwrap_or_else(|e| panic!("{e}\n{}", softphone.output()));
     let closed = baresip.wait_for_event("CALL_CLOSED", WAIT);
@@ -487,4 +625,10 @@ fn softphone_dtmf_reaches_baresip_as_rfc4733_events() {
     assert!(status.success(), "the softphone exited with {status}\n{context}");
     let digits: Vec<String> = baresip.events("CALL_DTMF_START").iter().filter_map(|m| m.field("param")).collect();
     assert_eq!(digits, ["1", "5", "9", "#"], "each digit once, in order\n{context}");
+
+    let wire = finish(capture);
+    // baresip's answer takes no telephone-event, so the softphone sends each digit by INFO (two hops).
+    let call = [("INVITE", 3), ("ACK", 3), ("BYE", 2), ("INFO", 8)];
+    wire.assert_sip("the softphone sends DTMF", &call, &[(407, 1), (180, 2)]);
+    wire.assert_media("the softphone sends DTMF", &Media { min_packets: 100, ..media(BaresipCodec::Opus) });
 }
