@@ -87,6 +87,16 @@ fn capture(dir: &Path, registrar: &Registrar, hosts: &[Ipv4Addr]) -> CallCapture
     CallCapture::start(dir, &hosts, &[registrar.addr().port()]).unwrap_or_else(|e| panic!("start tshark: {e}"))
 }
 
+/// A fresh registrar, a loopback address each for the softphone and the baresip of one test, and
+/// a capture of what passes between them, in a scratch folder.
+fn scene() -> (tempfile::TempDir, Registrar, (Ipv4Addr, Ipv4Addr), CallCapture) {
+    let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
+    let registrar = registrar();
+    let (phone_ip, baresip_ip) = (unique_loopback_ip(), unique_loopback_ip());
+    let capture = capture(dir.path(), &registrar, &[phone_ip, baresip_ip]);
+    (dir, registrar, (phone_ip, baresip_ip), capture)
+}
+
 /// Stops `capture` and reads it back.
 fn finish(capture: CallCapture) -> CaptureSummary {
     capture.finish().unwrap_or_else(|e| panic!("read the capture: {e}"))
@@ -158,10 +168,7 @@ fn baresip_calls_softphone(codec: BaresipCodec, via: Via) {
     if !peers_ready(&[Peer::Baresip, Peer::Tshark]) {
         return;
     }
-    let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
-    let registrar = registrar();
-    let (phone_ip, baresip_ip) = (unique_loopback_ip(), unique_loopback_ip());
-    let capture = capture(dir.path(), &registrar, &[phone_ip, baresip_ip]);
+    let (dir, registrar, (phone_ip, baresip_ip), capture) = scene();
     let (codecs, codec_name) = softphone_codec(codec);
     let wav = dir.path().join("softphone.wav");
     let tone = format!("tone:{TONE_OTHER}");
@@ -216,11 +223,8 @@ fn softphone_calls_baresip(codec: BaresipCodec, answer: AnswerMode, via: Via) {
     if !peers_ready(&[Peer::Baresip, Peer::Tshark]) {
         return;
     }
-    let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
-    let registrar = registrar();
+    let (dir, registrar, (phone_ip, baresip_ip), capture) = scene();
     let (codecs, codec_name) = softphone_codec(codec);
-    let (phone_ip, baresip_ip) = (unique_loopback_ip(), unique_loopback_ip());
-    let capture = capture(dir.path(), &registrar, &[phone_ip, baresip_ip]);
     let mut baresip = baresip(&registrar, "callee", "1002", codec, TONE_BARESIP, answer, (via, baresip_ip));
 
     let wav = dir.path().join("softphone.wav");
@@ -383,10 +387,7 @@ fn baresip_holds_and_resumes_the_softphone_by_reinvite_and_audio_returns() {
     if !peers_ready(&[Peer::Baresip, Peer::Tshark]) {
         return;
     }
-    let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
-    let registrar = registrar();
-    let (phone_ip, baresip_ip) = (unique_loopback_ip(), unique_loopback_ip());
-    let capture = capture(dir.path(), &registrar, &[phone_ip, baresip_ip]);
+    let (dir, registrar, (phone_ip, baresip_ip), capture) = scene();
     let wav = dir.path().join("softphone.wav");
     let tone = format!("tone:{TONE_OTHER}");
     let extra = ["--auto-answer", "--audio-in", &tone, "--audio-out", wav.to_str().unwrap(), "--duration", "25"];
@@ -456,10 +457,7 @@ fn baresip_options_reach_the_softphone_through_the_registrar_and_get_200_with_a_
     if !peers_ready(&[Peer::Baresip, Peer::Tshark]) {
         return;
     }
-    let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
-    let registrar = registrar();
-    let (phone_ip, baresip_ip) = (unique_loopback_ip(), unique_loopback_ip());
-    let capture = capture(dir.path(), &registrar, &[phone_ip, baresip_ip]);
+    let (dir, registrar, (phone_ip, baresip_ip), capture) = scene();
     let args = phone_args_at(phone_ip, registrar.addr(), DOMAIN, "1001", &["--duration", "20"])
         .unwrap_or_else(|e| panic!("{e}"));
     let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
@@ -507,10 +505,7 @@ fn baresip_cancels_a_ringing_call_and_the_softphone_reports_cancelled() {
     if !peers_ready(&[Peer::Baresip, Peer::Tshark]) {
         return;
     }
-    let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
-    let registrar = registrar();
-    let (phone_ip, baresip_ip) = (unique_loopback_ip(), unique_loopback_ip());
-    let capture = capture(dir.path(), &registrar, &[phone_ip, baresip_ip]);
+    let (dir, registrar, (phone_ip, baresip_ip), capture) = scene();
     let args = phone_args_at(phone_ip, registrar.addr(), DOMAIN, "1001", &["--duration", "20"])
         .unwrap_or_else(|e| panic!("{e}"));
     let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
@@ -551,10 +546,7 @@ fn baresip_dtmf_reaches_the_softphone_as_rfc4733_events() {
     if !peers_ready(&[Peer::Baresip, Peer::Tshark]) {
         return;
     }
-    let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
-    let registrar = registrar();
-    let (phone_ip, baresip_ip) = (unique_loopback_ip(), unique_loopback_ip());
-    let capture = capture(dir.path(), &registrar, &[phone_ip, baresip_ip]);
+    let (dir, registrar, (phone_ip, baresip_ip), capture) = scene();
     let extra = ["--auto-answer", "--audio-out", "null", "--duration", "20"];
     let args = phone_args_at(phone_ip, registrar.addr(), DOMAIN, "1001", &extra).unwrap_or_else(|e| panic!("{e}"));
     let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
@@ -601,10 +593,7 @@ fn softphone_dtmf_reaches_baresip_as_rfc4733_events() {
     if !peers_ready(&[Peer::Baresip, Peer::Tshark]) {
         return;
     }
-    let dir = temp_dir("interop-baresip-").unwrap_or_else(|e| panic!("{e}"));
-    let registrar = registrar();
-    let (phone_ip, baresip_ip) = (unique_loopback_ip(), unique_loopback_ip());
-    let capture = capture(dir.path(), &registrar, &[phone_ip, baresip_ip]);
+    let (dir, registrar, (phone_ip, baresip_ip), capture) = scene();
     let mut baresip = baresip(
         &registrar,
         "callee",
