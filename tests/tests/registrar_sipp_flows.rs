@@ -14,7 +14,7 @@
 
 use voip_tests::flows::{self, Target};
 use voip_tests::tshark::{CallCapture, CaptureSummary, count_frames};
-use voip_tests::{Peer, Registrar, RegistrarConfig, peers_ready, temp_dir, unique_loopback_ip};
+use voip_tests::{Peer, Registrar, RegistrarConfig, SippOutcome, peers_ready, temp_dir, unique_loopback_ip};
 
 const DOMAIN: &str = "voip.test";
 
@@ -59,29 +59,27 @@ fn traced(registrar: &Registrar, method: &str) -> usize {
 /// 1001 calls 1002 through the proxy with the caller scenario `caller`, while 1002 answers
 /// with `handler` (and `globals`); both sides must pass.
 fn run_call(registrar: &Registrar, caller: &str, handler: &str, globals: &[(&str, &str)]) {
-    let target = target(registrar);
-    let callee = flows::spawn_callee(&target, "1002", "pw1002", handler, globals)
-        .unwrap_or_else(|error| panic!("start the callee: {error}"));
-    let caller = flows::call_with(&target, caller, "1001", "pw1001", "1002")
-        .unwrap_or_else(|error| panic!("run the caller: {error}"));
-    let callee = callee.wait().unwrap_or_else(|error| panic!("the callee: {error}"));
-    assert!(
-        caller.passed(1) && callee.passed(1),
-        "caller: {}\n\ncallee: {}\n{}",
-        caller.report(),
-        callee.report(),
-        registrar.log_tail(80)
-    );
+    run_against(registrar, handler, globals, |target| flows::call_with(target, caller, "1001", "pw1001", "1002"));
 }
 
 /// 1001 calls 1002 with `uac_expect.xml` and must get `code`, while 1002 answers with
 /// `handler`.
 fn run_refused_call(registrar: &Registrar, handler: &str, globals: &[(&str, &str)], code: u16) {
+    run_against(registrar, handler, globals, |target| flows::call_expecting(target, "1001", "pw1001", "1002", code));
+}
+
+/// Registers 1002 with the callee scenario `handler` (and `globals`), runs `caller` against
+/// the proxy, and asserts that both sides passed.
+fn run_against(
+    registrar: &Registrar,
+    handler: &str,
+    globals: &[(&str, &str)],
+    caller: impl FnOnce(&Target) -> voip_tests::Result<SippOutcome>,
+) {
     let target = target(registrar);
     let callee = flows::spawn_callee(&target, "1002", "pw1002", handler, globals)
         .unwrap_or_else(|error| panic!("start the callee: {error}"));
-    let caller = flows::call_expecting(&target, "1001", "pw1001", "1002", code)
-        .unwrap_or_else(|error| panic!("run the caller: {error}"));
+    let caller = caller(&target).unwrap_or_else(|error| panic!("run the caller: {error}"));
     let callee = callee.wait().unwrap_or_else(|error| panic!("the callee: {error}"));
     assert!(
         caller.passed(1) && callee.passed(1),
