@@ -87,6 +87,19 @@ fn capture(dir: &Path, registrar: &Registrar, hosts: &[Ipv4Addr]) -> CallCapture
     CallCapture::start(dir, &hosts, &[registrar.addr().port()]).unwrap_or_else(|e| panic!("start tshark: {e}"))
 }
 
+/// Our softphone as 1001 at `ip`, registering with `registrar`, with `extra` arguments; and its
+/// command line.
+fn softphone_at(dir: &Path, registrar: &Registrar, ip: Ipv4Addr, extra: &[&str]) -> (Softphone, Vec<String>) {
+    let args = phone_args_at(ip, registrar.addr(), DOMAIN, "1001", extra).unwrap_or_else(|e| panic!("{e}"));
+    let softphone = Softphone::start("softphone", dir, &args).unwrap_or_else(|e| panic!("{e}"));
+    (softphone, args)
+}
+
+/// baresip as 1002 at `ip` over UDP, sending its tone with Opus, answering as `answer` says.
+fn opus_baresip(registrar: &Registrar, name: &str, answer: AnswerMode, ip: Ipv4Addr) -> Baresip {
+    baresip(registrar, name, "1002", BaresipCodec::Opus, TONE_BARESIP, answer, (Via::Udp, ip))
+}
+
 /// A fresh registrar, a loopback address each for the softphone and the baresip of one test, and
 /// a capture of what passes between them, in a scratch folder.
 fn scene() -> (tempfile::TempDir, Registrar, (Ipv4Addr, Ipv4Addr), CallCapture) {
@@ -183,8 +196,7 @@ fn baresip_calls_softphone(codec: BaresipCodec, via: Via) {
         "--codecs",
         codecs,
     ];
-    let args = phone_args_at(phone_ip, registrar.addr(), DOMAIN, "1001", &extra).unwrap_or_else(|e| panic!("{e}"));
-    let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
+    let (mut softphone, args) = softphone_at(dir.path(), &registrar, phone_ip, &extra);
     softphone.wait_for_event("registered", WAIT).unwrap_or_else(|e| panic!("{e}"));
     let mut baresip = baresip(&registrar, "caller", "1002", codec, TONE_BARESIP, AnswerMode::Manual, (via, baresip_ip));
 
@@ -244,8 +256,7 @@ fn softphone_calls_baresip(codec: BaresipCodec, answer: AnswerMode, via: Via) {
         "--codecs",
         codecs,
     ];
-    let args = phone_args_at(phone_ip, registrar.addr(), DOMAIN, "1001", &extra).unwrap_or_else(|e| panic!("{e}"));
-    let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
+    let (mut softphone, _) = softphone_at(dir.path(), &registrar, phone_ip, &extra);
     if answer == AnswerMode::Early {
         // 183 with baresip's SDP first; the 200 a second later.
         softphone.wait_for_event("ringing", WAIT).unwrap_or_else(|e| panic!("{e}\n{}", baresip.output()));
@@ -391,18 +402,9 @@ fn baresip_holds_and_resumes_the_softphone_by_reinvite_and_audio_returns() {
     let wav = dir.path().join("softphone.wav");
     let tone = format!("tone:{TONE_OTHER}");
     let extra = ["--auto-answer", "--audio-in", &tone, "--audio-out", wav.to_str().unwrap(), "--duration", "25"];
-    let args = phone_args_at(phone_ip, registrar.addr(), DOMAIN, "1001", &extra).unwrap_or_else(|e| panic!("{e}"));
-    let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
+    let (mut softphone, _) = softphone_at(dir.path(), &registrar, phone_ip, &extra);
     softphone.wait_for_event("registered", WAIT).unwrap_or_else(|e| panic!("{e}"));
-    let mut baresip = baresip(
-        &registrar,
-        "caller",
-        "1002",
-        BaresipCodec::Opus,
-        TONE_BARESIP,
-        AnswerMode::Manual,
-        (Via::Udp, baresip_ip),
-    );
+    let mut baresip = opus_baresip(&registrar, "caller", AnswerMode::Manual, baresip_ip);
 
     baresip.dial(&format!("sip:1001@{DOMAIN}")).unwrap_or_else(|e| panic!("{e}"));
     baresip.wait_for_event("CALL_ESTABLISHED", WAIT).unwrap_or_else(|e| panic!("{e}\n{}", softphone.output()));
@@ -458,19 +460,9 @@ fn baresip_options_reach_the_softphone_through_the_registrar_and_get_200_with_a_
         return;
     }
     let (dir, registrar, (phone_ip, baresip_ip), capture) = scene();
-    let args = phone_args_at(phone_ip, registrar.addr(), DOMAIN, "1001", &["--duration", "20"])
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
+    let (mut softphone, args) = softphone_at(dir.path(), &registrar, phone_ip, &["--duration", "20"]);
     softphone.wait_for_event("registered", WAIT).unwrap_or_else(|e| panic!("{e}"));
-    let mut baresip = baresip(
-        &registrar,
-        "asker",
-        "1002",
-        BaresipCodec::Opus,
-        TONE_BARESIP,
-        AnswerMode::Manual,
-        (Via::Udp, baresip_ip),
-    );
+    let mut baresip = opus_baresip(&registrar, "asker", AnswerMode::Manual, baresip_ip);
 
     baresip.options(&format!("sip:1001@{DOMAIN}")).unwrap_or_else(|e| panic!("{e}"));
     // baresip prints the response under "----- OPTIONS of <uri> -----".
@@ -506,19 +498,9 @@ fn baresip_cancels_a_ringing_call_and_the_softphone_reports_cancelled() {
         return;
     }
     let (dir, registrar, (phone_ip, baresip_ip), capture) = scene();
-    let args = phone_args_at(phone_ip, registrar.addr(), DOMAIN, "1001", &["--duration", "20"])
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
+    let (mut softphone, args) = softphone_at(dir.path(), &registrar, phone_ip, &["--duration", "20"]);
     softphone.wait_for_event("registered", WAIT).unwrap_or_else(|e| panic!("{e}"));
-    let mut baresip = baresip(
-        &registrar,
-        "caller",
-        "1002",
-        BaresipCodec::Opus,
-        TONE_BARESIP,
-        AnswerMode::Manual,
-        (Via::Udp, baresip_ip),
-    );
+    let mut baresip = opus_baresip(&registrar, "caller", AnswerMode::Manual, baresip_ip);
 
     baresip.dial(&format!("sip:1001@{DOMAIN}")).unwrap_or_else(|e| panic!("{e}"));
     baresip.wait_for_event("CALL_RINGING", WAIT).unwrap_or_else(|e| panic!("{e}\n{}", softphone.output()));
@@ -548,18 +530,9 @@ fn baresip_dtmf_reaches_the_softphone_as_rfc4733_events() {
     }
     let (dir, registrar, (phone_ip, baresip_ip), capture) = scene();
     let extra = ["--auto-answer", "--audio-out", "null", "--duration", "20"];
-    let args = phone_args_at(phone_ip, registrar.addr(), DOMAIN, "1001", &extra).unwrap_or_else(|e| panic!("{e}"));
-    let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
+    let (mut softphone, _) = softphone_at(dir.path(), &registrar, phone_ip, &extra);
     softphone.wait_for_event("registered", WAIT).unwrap_or_else(|e| panic!("{e}"));
-    let mut baresip = baresip(
-        &registrar,
-        "caller",
-        "1002",
-        BaresipCodec::Opus,
-        TONE_BARESIP,
-        AnswerMode::Manual,
-        (Via::Udp, baresip_ip),
-    );
+    let mut baresip = opus_baresip(&registrar, "caller", AnswerMode::Manual, baresip_ip);
 
     baresip.dial(&format!("sip:1001@{DOMAIN}")).unwrap_or_else(|e| panic!("{e}"));
     baresip.wait_for_event("CALL_ESTABLISHED", WAIT).unwrap_or_else(|e| panic!("{e}\n{}", softphone.output()));
@@ -594,18 +567,9 @@ fn softphone_dtmf_reaches_baresip_as_rfc4733_events() {
         return;
     }
     let (dir, registrar, (phone_ip, baresip_ip), capture) = scene();
-    let mut baresip = baresip(
-        &registrar,
-        "callee",
-        "1002",
-        BaresipCodec::Opus,
-        TONE_BARESIP,
-        AnswerMode::Auto,
-        (Via::Udp, baresip_ip),
-    );
+    let mut baresip = opus_baresip(&registrar, "callee", AnswerMode::Auto, baresip_ip);
     let extra = ["--dial", "1002", "--audio-out", "null", "--dtmf", "159#", "--dtmf-at", "1", "--hangup-after", "4"];
-    let args = phone_args_at(phone_ip, registrar.addr(), DOMAIN, "1001", &extra).unwrap_or_else(|e| panic!("{e}"));
-    let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
+    let (mut softphone, _) = softphone_at(dir.path(), &registrar, phone_ip, &extra);
     baresip.wait_for_event("CALL_ESTABLISHED", WAIT).unwrap_or_else(|e| panic!("{e}\n{}", softphone.output()));
     let closed = baresip.wait_for_event("CALL_CLOSED", WAIT);
     let status = softphone.wait(WAIT).unwrap_or_else(|e| panic!("{e}"));
