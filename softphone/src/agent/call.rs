@@ -157,6 +157,21 @@ pub(super) struct Call {
 }
 
 impl Call {
+    /// A call being set up, before any answer, BYE or transfer.
+    fn setup(invite: Request, side: Side) -> Call {
+        Call {
+            invite,
+            side,
+            phase: Phase::Setup,
+            bye: None,
+            end_reason: None,
+            session: None,
+            referral: None,
+            ended_subscription: None,
+            notifier: None,
+        }
+    }
+
     /// When the 2xx is next retransmitted.
     pub(super) fn deadline(&self) -> Option<Instant> {
         let first = match &self.side {
@@ -227,17 +242,7 @@ impl UserAgent {
             hangup_requested: false,
             ack: None,
         };
-        self.call = Some(Call {
-            invite,
-            side: Side::Outgoing(Box::new(outgoing)),
-            phase: Phase::Setup,
-            bye: None,
-            end_reason: None,
-            session: None,
-            referral: None,
-            ended_subscription: None,
-            notifier: None,
-        });
+        self.call = Some(Call::setup(invite, Side::Outgoing(Box::new(outgoing))));
         Ok(())
     }
 
@@ -622,17 +627,7 @@ impl UserAgent {
             negotiated,
             ok: None,
         };
-        self.call = Some(Call {
-            invite: invite.clone(),
-            side: Side::Incoming(Box::new(incoming)),
-            phase: Phase::Setup,
-            bye: None,
-            end_reason: None,
-            session: None,
-            referral: None,
-            ended_subscription: None,
-            notifier: None,
-        });
+        self.call = Some(Call::setup(invite.clone(), Side::Incoming(Box::new(incoming))));
         self.events.push_back(Event::Incoming { from });
         if self.settings.auto_answer {
             let _ = self.answer(now);
