@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde::de::{SeqAccess, Visitor};
@@ -252,54 +251,25 @@ impl Validate for RegistrationConfig {
     }
 }
 
-/// A digest algorithm offered in challenges (RFC 7616 §3.3, RFC 8760).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DigestAlgorithm {
-    /// `MD5`: what most deployed phones answer.
-    Md5,
-    /// `SHA-256`, preferred over MD5 (RFC 8760 §2.4).
-    Sha256,
-    /// `SHA-512-256`.
-    Sha512_256,
+/// The digest algorithms a challenge may offer, as named in the config (RFC 7616 §3.3, RFC 8760).
+pub use proto::auth::Algorithm as DigestAlgorithm;
+
+/// Reads one name of `auth.algorithms`, case-insensitively.
+fn digest_algorithm<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DigestAlgorithm, D::Error> {
+    deserializer.deserialize_str(ParseVisitor {
+        expecting: "a digest algorithm name like \"SHA-256\"",
+        parse: |name| {
+            DigestAlgorithm::parse(name)
+                .map_err(|_| format!("unknown digest algorithm {name:?}; expected one of MD5, SHA-256, SHA-512-256"))
+        },
+    })
 }
 
-impl DigestAlgorithm {
-    /// Every algorithm, in the order they are named in messages.
-    pub const ALL: [DigestAlgorithm; 3] = [DigestAlgorithm::Md5, DigestAlgorithm::Sha256, DigestAlgorithm::Sha512_256];
-
-    /// The name as written in the `algorithm` parameter.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DigestAlgorithm::Md5 => "MD5",
-            DigestAlgorithm::Sha256 => "SHA-256",
-            DigestAlgorithm::Sha512_256 => "SHA-512-256",
-        }
-    }
-}
-
-impl fmt::Display for DigestAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for DigestAlgorithm {
-    type Err = String;
-
-    /// Parses a name case-insensitively; the error is the config message for an unknown name.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        DigestAlgorithm::ALL.into_iter().find(|a| a.as_str().eq_ignore_ascii_case(s)).ok_or_else(|| {
-            let names: Vec<&str> = DigestAlgorithm::ALL.iter().map(|a| a.as_str()).collect();
-            format!("unknown digest algorithm {s:?}; expected one of {}", names.join(", "))
-        })
-    }
-}
-
-impl<'de> Deserialize<'de> for DigestAlgorithm {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer
-            .deserialize_str(ParseVisitor { expecting: "a digest algorithm name like \"SHA-256\"", parse: str::parse })
-    }
+/// Reads `auth.algorithms`.
+fn digest_algorithms<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<DigestAlgorithm>, D::Error> {
+    #[derive(Deserialize)]
+    struct Name(#[serde(deserialize_with = "digest_algorithm")] DigestAlgorithm);
+    Ok(Vec::<Name>::deserialize(deserializer)?.into_iter().map(|Name(a)| a).collect())
 }
 
 /// Digest authentication (RFC 3261 §22, RFC 7616) and brute-force lockout.
@@ -308,6 +278,7 @@ impl<'de> Deserialize<'de> for DigestAlgorithm {
 pub struct AuthConfig {
     /// Algorithms to challenge with, most preferred first; one challenge is sent per algorithm
     /// (RFC 8760 §2.4). Not empty, no repeats.
+    #[serde(deserialize_with = "digest_algorithms")]
     pub algorithms: Vec<DigestAlgorithm>,
     /// How long a nonce is accepted before the client is told `stale=true`. At least 1.
     pub nonce_lifetime_secs: u64,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use config::RegistrarConfig;
-use proto::auth::{Algorithm, DigestConfig, DigestServer, FailureLimiter, LimiterConfig};
+use proto::auth::{DigestConfig, DigestServer, FailureLimiter, LimiterConfig};
 use proto::io::{Capture, DEFAULT_CAPTURE_LIMIT, Locator, TransportOptions, Transports};
 use proto::sip::Host;
 use proto::transaction::{Target, TimerConfig, TransactionLayer};
@@ -48,11 +48,9 @@ pub async fn run(config: RegistrarConfig) -> anyhow::Result<()> {
     };
     let timers =
         TimerConfig { t1: config.timers.t1(), t2: config.timers.t2(), t4: config.timers.t4(), auto_trying: false };
-    let algorithms: Vec<Algorithm> =
-        config.auth.algorithms.iter().filter_map(|a| Algorithm::parse(a.as_str()).ok()).collect();
     let digest = DigestServer::new(
         DigestConfig {
-            algorithms,
+            algorithms: config.auth.algorithms.clone(),
             nonce_lifetime: Duration::from_secs(config.auth.nonce_lifetime_secs),
             ..DigestConfig::new(realm.clone(), rand::random())
         },
