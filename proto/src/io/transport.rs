@@ -726,13 +726,17 @@ async fn connect(
         }
         Err(error) => error,
     };
-    warn!(%dest, %transport, %error, "connection failed");
     shared.forget(key, id, queue);
     match opened {
+        // The caller of `Transports::connect` says what went wrong, its own way.
         Some(opened) => {
+            debug!(%dest, %transport, %error, "connection failed");
             let _ = opened.send(Err(error));
         }
-        None => shared.report(ConnectFailure { transport, dest, error }),
+        None => {
+            warn!(%dest, %transport, %error, "connection failed");
+            shared.report(ConnectFailure { transport, dest, error });
+        }
     }
 }
 
