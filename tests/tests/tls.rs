@@ -1,0 +1,148 @@
+//! SIP over TLS (RFC 3261 §26.2, RFC 5630) between our binaries on loopback: softphones register
+//! with the registrar over TLS, trusting its self-signed certificate with `--ca`, and call each
+//! other (and a UDP phone) with a different tone each way, judged from their recordings; a phone
+//! that does not trust the certificate fails to register with one clear line.
+
+use std::path::Path;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use voip_tests::softphone::{Softphone, account_args, read_wav, tone_blocks};
+use voip_tests::{Registrar, RegistrarConfig, temp_dir};
+
+const DOMAIN: &str = "voip.test";
+/// How long the caller runs (`--duration`); the call takes nearly all of it.
+const CALL_SECONDS: u32 = 5;
+const TONE_A: u32 = 1000;
+const TONE_B: u32 = 1500;
+const RATE: u32 = 8000;
+
+fn registrar() -> Registrar {
+    Registrar::start(RegistrarConfig::new(DOMAIN).user("1001", "pw1001").user("1002", "pw1002").sip_trace())
+        .unwrap_or_else(|e| panic!("start the registrar: {e}"))
+}
+
+/// `account_args` with the registrar named `sips:` at its TLS address, trusting `ca`.
+fn tls_args(registrar: &Registrar, user: &str, ca: Option<&Path>, extra: &[&str]) -> Vec<String> {
+    let mut args = account_args(registrar, user, extra);
+    let i = args.iter().position(|a| a == "--registrar").expect("a --registrar argument");
+    args[i + 1] = format!("sips:{}", registrar.tls_addr());
+    if let Some(ca) = ca {
+        args.extend(["--ca".to_owned(), ca.display().to_string()]);
+    }
+    args
+}
+
+/// The recording at `path` holds `freq` in ≥ 90% of its 20 ms blocks and lasts most of the call.
+fn assert_recording_holds(path: &Path, freq: u32, who: &str) {
+    let (rate, samples) = read_wav(path).unwrap_or_else(|e| panic!("{who}'s recording: {e}"));
+    assert_eq!(rate, RATE, "{who}'s recording is at the codec's rate");
+    let (toned, blocks) = tone_blocks(&samples, rate, freq as f32);
+    let seconds = blocks as f64 / 50.0;
+    eprintln!("{who} heard {freq} Hz in {toned} of {blocks} blocks ({seconds:.2} s recorded)");
+    assert!(seconds >= f64::from(CALL_SECONDS) - 1.5, "{who}'s recording lasts {seconds:.2} s, less than the call");
+    assert!(toned * 10 >= blocks * 9, "{who} heard {freq} Hz in only {toned} of {blocks} blocks");
+}
+
+/// Runs callee B (auto-answer, tone B) with `b_args` and caller A (dials 1002, tone A) with
+/// `a_args`, each built from its extra arguments; both must end cleanly and hear each other.
+fn call(
+    dir: &Path,
+    b_args: impl FnOnce(&[&str]) -> Vec<String>,
+    a_args: impl FnOnce(&[&str]) -> Vec<String>,
+) -> (Softphone, Softphone) {
+    let (a_wav, b_wav) = (dir.join("a.wav"), dir.join("b.wav"));
+    let (tone_a, tone_b) = (format!("tone:{TONE_A}"), format!("tone:{TONE_B}"));
+    let b_extra = ["--auto-answer", "--codecs", "pcmu", "--audio-in", &tone_b, "--audio-out", b_wav.to_str().unwrap()];
+    let mut b = Softphone::start("b", dir, &b_args(&[&b_extra[..], &["--duration", "30"]].concat()))
+        .unwrap_or_else(|e| panic!("start softphone B: {e}"));
+    b.wait_for_event("registered", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    let duration = CALL_SECONDS.to_string();
+    let a_extra = ["--dial", "1002", "--codecs", "pcmu", "--audio-in", &tone_a, "--audio-out", a_wav.to_str().unwrap()];
+    let mut a = Softphone::start("a", dir, &a_args(&[&a_extra[..], &["--duration", &duration]].concat()))
+        .unwrap_or_else(|e| panic!("start softphone A: {e}"));
+    let a_status = a.wait(Duration::from_secs(u64::from(CALL_SECONDS) + 15)).unwrap_or_else(|e| panic!("{e}"));
+    let b_status = b.wait(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+    let context = format!("A:\n{}\nB:\n{}", a.output(), b.output());
+    assert!(a_status.success(), "A exited with {a_status}\n{context}");
+    assert!(b_status.success(), "B exited with {b_status}\n{context}");
+    for (who, phone, reason) in [("A", &a, "local"), ("B", &b, "remote")] {
+        let answered = phone.event("answered").unwrap_or_else(|| panic!("{who} reported no answered event\n{context}"));
+        assert!(answered.contains("\"codec\":\"PCMU\""), "{who}: {answered}");
+        let hung_up = phone.event("hung_up").unwrap_or_else(|| panic!("{who} reported no hung_up event\n{context}"));
+        assert!(hung_up.contains(&format!("\"reason\":\"{reason}\"")), "{who}: {hung_up}");
+    }
+    assert_recording_holds(&a_wav, TONE_B, "A");
+    assert_recording_holds(&b_wav, TONE_A, "B");
+    (a, b)
+}
+
+#[test]
+fn two_phones_register_over_tls_with_the_pinned_self_signed_certificate_and_hear_each_other() {
+    let dir = temp_dir("tls-call-").unwrap_or_else(|e| panic!("{e}"));
+    let registrar = registrar();
+    let ca = registrar.tls_certificate();
+    assert!(ca.is_file(), "no self-signed certificate at {}", ca.display());
+    call(
+        dir.path(),
+        |extra| tls_args(&registrar, "1002", Some(&ca), extra),
+        |extra| tls_args(&registrar, "1001", Some(&ca), extra),
+    );
+    // Every request of both phones reached the registrar over TLS, none over UDP or TCP.
+    let log = registrar.log();
+    let received = |method: &str, transport: &str| {
+        log.split("recv ").filter(|m| m.starts_with(transport) && m.contains(&format!(":\n{method} "))).count()
+    };
+    for method in ["REGISTER", "INVITE", "ACK", "BYE"] {
+        let (tls, udp, tcp) = (received(method, "TLS"), received(method, "UDP"), received(method, "TCP"));
+        eprintln!("registrar received {method}: {tls} over TLS, {udp} over UDP, {tcp} over TCP");
+        assert!(tls >= 1 && udp == 0 && tcp == 0, "{method}: {tls} TLS, {udp} UDP, {tcp} TCP");
+    }
+}
+
+#[test]
+fn udp_phone_and_tls_phone_call_each_other_through_the_registrar_both_ways() {
+    let registrar = registrar();
+    let ca = registrar.tls_certificate();
+    for (caller_tls, name) in [(false, "udp-calls-tls"), (true, "tls-calls-udp")] {
+        let dir = temp_dir(&format!("tls-{name}-")).unwrap_or_else(|e| panic!("{e}"));
+        let phone = |user: &'static str, tls: bool| {
+            let registrar = &registrar;
+            let ca = ca.clone();
+            move |extra: &[&str]| {
+                if tls { tls_args(registrar, user, Some(&ca), extra) } else { account_args(registrar, user, extra) }
+            }
+        };
+        eprintln!("{name}:");
+        call(dir.path(), phone("1002", !caller_tls), phone("1001", caller_tls));
+    }
+}
+
+/// Starts a phone that registers over TLS with `ca` and returns how it exited and its stderr.
+fn register_with(registrar: &Registrar, ca: Option<&Path>, dir: &Path) -> (ExitStatus, String) {
+    let args = tls_args(registrar, "1001", ca, &["--duration", "5", "--audio-in", "tone:440", "--audio-out", "null"]);
+    let mut phone = Softphone::start("untrusting", dir, &args).unwrap_or_else(|e| panic!("start the softphone: {e}"));
+    let status = phone.wait(Duration::from_secs(15)).unwrap_or_else(|e| panic!("{e}"));
+    (status, phone.log())
+}
+
+#[test]
+fn phone_that_does_not_trust_the_certificate_fails_to_register_with_one_clear_line() {
+    let dir = temp_dir("tls-untrusted-").unwrap_or_else(|e| panic!("{e}"));
+    let registrar = registrar();
+    let (other_cert, _) = proto::io::tls::generate_self_signed(&["127.0.0.1".to_owned()]).unwrap();
+    let wrong_ca = dir.path().join("other-ca.pem");
+    std::fs::write(&wrong_ca, other_cert).unwrap();
+    for (case, ca) in [("no --ca", None), ("a wrong --ca", Some(wrong_ca.as_path()))] {
+        let (status, log) = register_with(&registrar, ca, dir.path());
+        eprintln!("{case}: {status}: {}", log.trim());
+        assert_eq!(status.code(), Some(3), "{case}: registration must fail (exit 3):\n{log}");
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains("not trusted")).collect();
+        assert_eq!(lines.len(), 1, "{case}: one line says what is wrong:\n{log}");
+        let line = lines[0];
+        let at = registrar.tls_addr().to_string();
+        assert!(line.contains("not trusted") && line.contains(&at) && line.contains("--ca FILE"), "{case}: {line}");
+    }
+    let (status, log) = register_with(&registrar, Some(&registrar.tls_certificate()), dir.path());
+    assert!(status.success(), "with the registrar's certificate the phone registers:\n{log}");
+}
