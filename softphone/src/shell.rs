@@ -862,6 +862,7 @@ mod tests {
             password: String::new(),
             domain: "voip.test".into(),
             local,
+            transport: Transport::Udp,
             registrar: None,
             register_expires: REGISTER_EXPIRES,
             media: LocalMedia::new(local.ip(), 40_000),
