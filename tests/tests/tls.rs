@@ -8,7 +8,8 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use voip_tests::softphone::{Softphone, account_args, read_wav, tone_blocks};
-use voip_tests::{Registrar, RegistrarConfig, temp_dir};
+use voip_tests::tshark::{LiveCapture, tshark};
+use voip_tests::{Peer, Registrar, RegistrarConfig, peers_ready, temp_dir, unique_loopback_ip};
 
 const DOMAIN: &str = "voip.test";
 /// How long the caller runs (`--duration`); the call takes nearly all of it.
@@ -46,6 +47,7 @@ fn assert_recording_holds(path: &Path, freq: u32, who: &str) {
 
 /// Runs callee B (auto-answer, tone B) with `b_args` and caller A (dials 1002, tone A) with
 /// `a_args`, each built from its extra arguments; both must end cleanly and hear each other.
+/// Each phone writes its TLS secrets to `a.keys` / `b.keys` in `dir` (`SSLKEYLOGFILE`).
 fn call(
     dir: &Path,
     b_args: impl FnOnce(&[&str]) -> Vec<String>,
@@ -54,13 +56,17 @@ fn call(
     let (a_wav, b_wav) = (dir.join("a.wav"), dir.join("b.wav"));
     let (tone_a, tone_b) = (format!("tone:{TONE_A}"), format!("tone:{TONE_B}"));
     let b_extra = ["--auto-answer", "--codecs", "pcmu", "--audio-in", &tone_b, "--audio-out", b_wav.to_str().unwrap()];
-    let mut b = Softphone::start("b", dir, &b_args(&[&b_extra[..], &["--duration", "30"]].concat()))
+    let (a_keys, b_keys) = (dir.join("a.keys"), dir.join("b.keys"));
+    let b_env = [("SSLKEYLOGFILE", b_keys.as_path())];
+    let mut b = Softphone::start_with_env("b", dir, &b_args(&[&b_extra[..], &["--duration", "30"]].concat()), &b_env)
         .unwrap_or_else(|e| panic!("start softphone B: {e}"));
     b.wait_for_event("registered", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
     let duration = CALL_SECONDS.to_string();
     let a_extra = ["--dial", "1002", "--codecs", "pcmu", "--audio-in", &tone_a, "--audio-out", a_wav.to_str().unwrap()];
-    let mut a = Softphone::start("a", dir, &a_args(&[&a_extra[..], &["--duration", &duration]].concat()))
-        .unwrap_or_else(|e| panic!("start softphone A: {e}"));
+    let a_env = [("SSLKEYLOGFILE", a_keys.as_path())];
+    let a_args = a_args(&[&a_extra[..], &["--duration", &duration]].concat());
+    let mut a =
+        Softphone::start_with_env("a", dir, &a_args, &a_env).unwrap_or_else(|e| panic!("start softphone A: {e}"));
     let a_status = a.wait(Duration::from_secs(u64::from(CALL_SECONDS) + 15)).unwrap_or_else(|e| panic!("{e}"));
     let b_status = b.wait(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
     let context = format!("A:\n{}\nB:\n{}", a.output(), b.output());
@@ -145,4 +151,70 @@ fn phone_that_does_not_trust_the_certificate_fails_to_register_with_one_clear_li
     }
     let (status, log) = register_with(&registrar, Some(&registrar.tls_certificate()), dir.path());
     assert!(status.success(), "with the registrar's certificate the phone registers:\n{log}");
+}
+
+/// SIP found by tshark in `capture`, decrypting TLS on `port` with the secrets in `keys`: every
+/// method and status code, and the frames it found malformed or in error.
+fn decrypted_sip(capture: &Path, keys: &Path, port: u16) -> (Vec<String>, String) {
+    let tshark = tshark().unwrap_or_else(|e| panic!("{e}"));
+    let run = |filter: &str, fields: &[&str]| {
+        let mut command = std::process::Command::new(&tshark);
+        command.arg("-r").arg(capture).arg("-o").arg(format!("tls.keylog_file:{}", keys.display()));
+        command.args(["-d", &format!("tcp.port=={port},tls"), "-d", &format!("tls.port=={port},sip"), "-Y", filter]);
+        command.args(fields);
+        let out = command.output().unwrap_or_else(|e| panic!("run tshark: {e}"));
+        assert!(out.status.success(), "tshark: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let sip = run("sip", &["-T", "fields", "-e", "sip.Method", "-e", "sip.Status-Code"]);
+    let messages = sip.split(['\t', '\n', ',']).filter(|f| !f.is_empty()).map(str::to_owned).collect();
+    (messages, run("_ws.malformed || _ws.expert.severity >= error", &[]))
+}
+
+fn count(messages: &[String], what: &str) -> usize {
+    messages.iter().filter(|m| *m == what).count()
+}
+
+#[test]
+fn tshark_decrypts_a_tls_call_on_the_wire_and_in_the_phones_own_capture_with_the_key_log() {
+    if !peers_ready(&[Peer::Tshark]) {
+        return;
+    }
+    let dir = temp_dir("tls-tshark-").unwrap_or_else(|e| panic!("{e}"));
+    let registrar = registrar();
+    let (ca, port) = (registrar.tls_certificate(), registrar.tls_addr().port());
+    let probe = unique_loopback_ip();
+    let wire = dir.path().join("wire.pcap");
+    let live = LiveCapture::start(&wire, &format!("tcp port {port} or (udp and host {probe})"), probe.into())
+        .unwrap_or_else(|e| panic!("start tshark: {e}"));
+    let a_pcap = dir.path().join("a.pcap");
+    let a_pcap_arg = a_pcap.display().to_string();
+    call(
+        dir.path(),
+        |extra| tls_args(&registrar, "1002", Some(&ca), extra),
+        |extra| tls_args(&registrar, "1001", Some(&ca), &[extra, &["--pcap", &a_pcap_arg]].concat()),
+    );
+    let wire = live.stop().unwrap_or_else(|e| panic!("stop tshark: {e}"));
+    let keys = dir.path().join("all.keys");
+    let both = [dir.path().join("a.keys"), dir.path().join("b.keys")].map(|k| std::fs::read(k).unwrap_or_default());
+    assert!(both.iter().all(|k| String::from_utf8_lossy(k).contains("CLIENT_")), "each phone logged its secrets");
+    std::fs::write(&keys, both.concat()).unwrap();
+
+    // The wire: both phones' legs. A: REGISTER ×3 (challenge, then unregister), INVITE ×2 (407),
+    // ACK ×2, BYE; B: REGISTER ×3, INVITE, ACK, and the BYE forwarded to it.
+    let (messages, bad) = decrypted_sip(&wire, &keys, port);
+    eprintln!("wire: {} SIP messages decrypted: {messages:?}", messages.len());
+    assert_eq!(bad, "", "tshark found malformed or erroneous frames on the wire");
+    for (what, n) in [("REGISTER", 6), ("INVITE", 3), ("ACK", 3), ("BYE", 2), ("401", 2), ("407", 1), ("180", 2)] {
+        assert_eq!(count(&messages, what), n, "{what} on the wire: {messages:?}");
+    }
+    assert!(count(&messages, "200") >= 8, "200s on the wire: {messages:?}");
+
+    // A's own --pcap holds its TLS records as TCP on the real ports; its key log decrypts them.
+    let (messages, bad) = decrypted_sip(&a_pcap, &dir.path().join("a.keys"), port);
+    eprintln!("A's --pcap: {} SIP messages decrypted", messages.len());
+    assert_eq!(bad, "", "tshark found malformed or erroneous frames in A's --pcap");
+    for (what, n) in [("REGISTER", 3), ("INVITE", 2), ("ACK", 2), ("BYE", 1), ("401", 1), ("407", 1), ("180", 1)] {
+        assert_eq!(count(&messages, what), n, "{what} in A's --pcap: {messages:?}");
+    }
 }
