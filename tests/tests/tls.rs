@@ -7,7 +7,8 @@ use std::path::Path;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use voip_tests::softphone::{Softphone, account_args, read_wav, tone_blocks};
+use voip_tests::baresip::{AnswerMode, Baresip, BaresipCodec, BaresipConfig};
+use voip_tests::softphone::{Softphone, account_args, read_wav, tone_blocks, tone_share};
 use voip_tests::tshark::{LiveCapture, tshark};
 use voip_tests::{Peer, Registrar, RegistrarConfig, peers_ready, temp_dir, unique_loopback_ip};
 
@@ -216,5 +217,67 @@ fn tshark_decrypts_a_tls_call_on_the_wire_and_in_the_phones_own_capture_with_the
     assert_eq!(bad, "", "tshark found malformed or erroneous frames in A's --pcap");
     for (what, n) in [("REGISTER", 3), ("INVITE", 2), ("ACK", 2), ("BYE", 1), ("401", 1), ("407", 1), ("180", 1)] {
         assert_eq!(count(&messages, what), n, "{what} in A's --pcap: {messages:?}");
+    }
+}
+
+#[test]
+fn baresip_registers_over_tls_and_calls_a_tls_softphone_and_each_hears_the_other() {
+    if !peers_ready(&[Peer::Baresip]) {
+        return;
+    }
+    let dir = temp_dir("tls-baresip-").unwrap_or_else(|e| panic!("{e}"));
+    let registrar = registrar();
+    let ca = registrar.tls_certificate();
+    let wav = dir.path().join("softphone.wav");
+    let tone = format!("tone:{TONE_B}");
+    let extra = ["--auto-answer", "--codecs", "pcmu", "--audio-in", &tone, "--audio-out", wav.to_str().unwrap()];
+    let args = tls_args(&registrar, "1001", Some(&ca), &[&extra[..], &["--duration", "25"]].concat());
+    let mut softphone = Softphone::start("softphone", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
+    softphone.wait_for_event("registered", Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
+
+    let config = BaresipConfig::new("1002", "pw1002", DOMAIN, registrar.tls_addr())
+        .codec(BaresipCodec::Pcmu)
+        .tone(TONE_A)
+        .answer(AnswerMode::Manual)
+        .tls(&ca);
+    let mut baresip = Baresip::start("caller", &config).unwrap_or_else(|e| panic!("start baresip: {e}"));
+    let wait = Duration::from_secs(10);
+    baresip.wait_registered(wait).unwrap_or_else(|e| panic!("{e}\nregistrar:\n{}", registrar.log_tail(40)));
+    baresip.dial(&format!("sip:1001@{DOMAIN}")).unwrap_or_else(|e| panic!("{e}"));
+    let established = baresip
+        .wait_for_event("CALL_ESTABLISHED", wait)
+        .unwrap_or_else(|e| panic!("{e}\nsoftphone:\n{}\nregistrar:\n{}", softphone.output(), registrar.log_tail(60)));
+    std::thread::sleep(Duration::from_secs(u64::from(CALL_SECONDS)));
+    baresip.hangup().unwrap_or_else(|e| panic!("{e}"));
+    let closed = baresip.wait_for_event("CALL_CLOSED", wait).unwrap_or_else(|e| panic!("{e}"));
+    let status = softphone.wait(wait).unwrap_or_else(|e| panic!("{e}"));
+    baresip.quit(wait).unwrap_or_else(|e| panic!("{e}"));
+    let context = format!("softphone:\n{}\n{}", softphone.output(), baresip.output());
+    assert!(status.success(), "the softphone exited with {status}\n{context}");
+
+    // baresip's REGISTER, INVITE and BYE reached the registrar over TLS.
+    let log = registrar.log();
+    for method in ["REGISTER", "INVITE", "BYE"] {
+        let over_tls =
+            log.split("recv TLS from ").any(|m| m.split_once('\n').is_some_and(|(_, r)| r.starts_with(method)));
+        assert!(over_tls, "no {method} over TLS in the registrar's trace\n{}", registrar.log_tail(60));
+    }
+    let connected = closed.at.duration_since(established.at).as_secs_f64();
+    let recording = baresip.recording().unwrap_or_else(|e| panic!("{e}"));
+    for (who, path, freq) in [("the softphone", wav.as_path(), TONE_A), ("baresip", recording.as_path(), TONE_B)] {
+        let share = tone_share(path, freq).unwrap_or_else(|e| panic!("{who}'s recording: {e}\n{context}"));
+        eprintln!(
+            "{who} heard {freq} Hz in {} of {} blocks ({:.2} s, call {connected:.2} s)",
+            share.toned,
+            share.blocks,
+            share.seconds()
+        );
+        assert!(share.seconds() >= connected - 1.0, "{who}'s recording is shorter than the call\n{context}");
+        assert!(
+            share.toned * 10 >= share.blocks * 9,
+            "{who} heard {freq} Hz in only {} of {} blocks",
+            share.toned,
+            share.blocks
+        );
     }
 }
