@@ -315,15 +315,17 @@ impl Transports {
         if transport == Transport::Udp {
             return Err(ConnectError::Connect(io::Error::other("UDP has no connections")));
         }
-        let mut table = shared.connections();
-        if table.contains_key(&(transport, dest)) {
-            return Err(ConnectError::Connect(io::Error::other("a connection to this peer is already open")));
-        }
-        if table.len() >= shared.opts.max_tcp_connections {
-            return Err(ConnectError::Connect(io::Error::other("too many connections")));
-        }
-        let (id, _, receiver) = shared.register(&mut table, (transport, dest));
-        drop(table);
+        let (id, receiver) = {
+            let mut table = shared.connections();
+            if table.contains_key(&(transport, dest)) {
+                return Err(ConnectError::Connect(io::Error::other("a connection to this peer is already open")));
+            }
+            if table.len() >= shared.opts.max_tcp_connections {
+                return Err(ConnectError::Connect(io::Error::other("too many connections")));
+            }
+            let (id, _, receiver) = shared.register(&mut table, (transport, dest));
+            (id, receiver)
+        };
         let (opened, result) = tokio::sync::oneshot::channel();
         shared.runtime.spawn(connect(shared.clone(), id, transport, dest, receiver, Some(opened)));
         result.await.unwrap_or(Err(ConnectError::TimedOut))
