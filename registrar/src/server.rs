@@ -166,6 +166,8 @@ fn tls_options(config: &RegistrarConfig) -> anyhow::Result<TlsOptions> {
                 names.extend(ips.iter().map(IpAddr::to_string));
             }
             names.push("localhost".to_owned());
+            let mut seen = std::collections::HashSet::new();
+            names.retain(|n| seen.insert(n.to_ascii_lowercase()));
             let (files, created) = proto::io::tls::self_signed(&config.data_dir, &names)
                 .context("cannot set up the self-signed TLS certificate")?;
             if created {
