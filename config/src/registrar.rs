@@ -46,7 +46,8 @@ pub struct RegistrarConfig {
     /// so scanners learn nothing to look vulnerabilities up by.
     pub server_header: bool,
     /// `host[:port]` to write in Via and Record-Route when bound to an unspecified address
-    /// (`0.0.0.0` or `::`), where the socket's own address is not reachable by peers.
+    /// (`0.0.0.0` or `::`), where the socket's own address is not reachable by peers. The port
+    /// is the UDP and TCP one; over TLS the TLS listening port is written.
     pub advertise: Option<String>,
     /// Transaction timers.
     pub timers: TimerConfig,
