@@ -1,6 +1,7 @@
 //! The registrar's configuration: listening addresses, the SIP domain, transaction timers
 //! (RFC 3261 §17.1.1.1), registration intervals (RFC 3261 §10.2.1.1, §10.3), digest
-//! authentication (RFC 7616, RFC 8760), size limits and the accounts it serves.
+//! authentication (RFC 7616, RFC 8760), size limits, SIP over TLS (RFC 3261 §26.2, RFC 5630)
+//! and the accounts it serves.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -44,7 +45,8 @@ pub struct RegistrarConfig {
     /// so scanners learn nothing to look vulnerabilities up by.
     pub server_header: bool,
     /// `host[:port]` to write in Via and Record-Route when bound to an unspecified address
-    /// (`0.0.0.0` or `::`), where the socket's own address is not reachable by peers.
+    /// (`0.0.0.0` or `::`), where the socket's own address is not reachable by peers. The port
+    /// is the UDP and TCP one; over TLS the TLS listening port is written.
     pub advertise: Option<String>,
     /// Transaction timers.
     pub timers: TimerConfig,
@@ -54,6 +56,8 @@ pub struct RegistrarConfig {
     pub auth: AuthConfig,
     /// Size and count limits.
     pub limits: LimitsConfig,
+    /// SIP over TLS: where, and with which certificate.
+    pub tls: TlsConfig,
     /// Extension → password. Each extension is the user part of an AOR in `domain`.
     pub accounts: BTreeMap<String, String>,
 }
@@ -73,6 +77,7 @@ impl Default for RegistrarConfig {
             registration: RegistrationConfig::default(),
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
+            tls: TlsConfig::default(),
             accounts: BTreeMap::new(),
         }
     }
@@ -92,6 +97,51 @@ impl RegistrarConfig {
     /// The digest realm: the `realm` field if set, else `domain`.
     pub fn realm(&self) -> Option<&str> {
         self.realm.as_deref().or(self.domain.as_deref())
+    }
+
+    /// The addresses to accept TLS on: `tls.bind` if set, else every `bind` address with the
+    /// port after its own (5060 → 5061; a system-chosen port 0 stays 0).
+    pub fn tls_bind(&self) -> Vec<SocketAddr> {
+        match &self.tls.bind {
+            Some(bind) => bind.clone(),
+            None => self
+                .bind
+                .iter()
+                .map(|a| SocketAddr::new(a.ip(), if a.port() == 0 { 0 } else { a.port().saturating_add(1) }))
+                .collect(),
+        }
+    }
+}
+
+/// SIP over TLS (RFC 3261 §26.2, RFC 5630). Without a certificate, the registrar makes a
+/// self-signed one for its domain and addresses once and keeps it in `data_dir`, so that phones
+/// can pin it across restarts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Addresses to accept TLS on; unset: each `bind` address with the next port (5061 beside
+    /// 5060); `[]` turns TLS off.
+    #[serde(deserialize_with = "optional_bind_addresses")]
+    pub bind: Option<Vec<SocketAddr>>,
+    /// The certificate chain to present, PEM, leaf first. Give `private_key` with it.
+    pub certificate: Option<PathBuf>,
+    /// The certificate's private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub private_key: Option<PathBuf>,
+}
+
+impl Validate for TlsConfig {
+    fn validate(&self) -> Result<(), Problem> {
+        match (&self.certificate, &self.private_key) {
+            (Some(_), None) => Err(Problem::at(
+                &[&["tls", "certificate"]],
+                "tls.certificate is set without tls.private_key; expected both PEM files, or neither for a self-signed certificate",
+            )),
+            (None, Some(_)) => Err(Problem::at(
+                &[&["tls", "private_key"]],
+                "tls.private_key is set without tls.certificate; expected both PEM files, or neither for a self-signed certificate",
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -145,6 +195,7 @@ impl Validate for RegistrarConfig {
         self.registration.validate()?;
         self.auth.validate()?;
         self.limits.validate()?;
+        self.tls.validate()?;
         validate_accounts(&self.accounts)
     }
 }
@@ -487,6 +538,10 @@ fn bind_addresses<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Sock
     }
 
     deserializer.deserialize_seq(ListVisitor)
+}
+
+fn optional_bind_addresses<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<SocketAddr>>, D::Error> {
+    bind_addresses(deserializer).map(Some)
 }
 
 struct BindAddress(SocketAddr);

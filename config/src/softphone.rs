@@ -73,9 +73,18 @@ pub struct AccountConfig {
     /// The digest password.
     #[serde(default)]
     pub password: String,
-    /// The registrar (and outbound proxy), `HOST[:PORT]`; without one, calls go peer to peer.
+    /// The registrar (and outbound proxy), `HOST[:PORT]`, or `sips:HOST[:PORT]` for TLS;
+    /// without one, calls go peer to peer.
     #[serde(default)]
     pub registrar: Option<String>,
+    /// The transport to the registrar: `udp` (the default), `tcp` or `tls` (RFC 3261 §26.2;
+    /// port 5061 unless the registrar names one).
+    #[serde(default)]
+    pub transport: Option<String>,
+    /// A PEM file of certificates to trust for TLS besides the system's (a private CA, or the
+    /// registrar's self-signed certificate).
+    #[serde(default)]
+    pub ca: Option<std::path::PathBuf>,
     /// Our SIP domain; the registrar's host when unset.
     #[serde(default)]
     pub domain: Option<String>,
@@ -150,8 +159,19 @@ impl Validate for SoftphoneConfig {
                     ),
                 ));
             }
+            if let Some(transport) = &account.transport
+                && !["udp", "tcp", "tls"].contains(&transport.to_ascii_lowercase().as_str())
+            {
+                return Err(Problem::at(
+                    &at,
+                    format!(
+                        "account {:?} has the unknown transport {transport:?}; expected udp, tcp or tls",
+                        account.name
+                    ),
+                ));
+            }
             if let Some(registrar) = &account.registrar
-                && !is_host_port(registrar)
+                && !is_host_port(registrar.strip_prefix("sips:").unwrap_or(registrar))
             {
                 return Err(Problem::at(
                     &at,
@@ -193,6 +213,17 @@ mod tests {
         assert_eq!(config.account(None).map(|a| a.name.as_str()), Some("office"));
         assert_eq!(config.account(Some("home")).map(|a| a.user.as_str()), Some("2001"));
         assert_eq!(config.account(Some("nosuch")), None);
+    }
+
+    #[test]
+    fn account_takes_a_tls_transport_and_a_ca_file() {
+        let text = "[[account]]\nname = \"a\"\nuser = \"1001\"\nregistrar = \"sips:pbx.test\"\ntransport = \"tls\"\nca = \"ca.pem\"\n";
+        let config = parse(text).expect("valid");
+        let account = config.account(None).unwrap();
+        assert_eq!(account.transport.as_deref(), Some("tls"));
+        assert_eq!(account.ca.as_deref(), Some(std::path::Path::new("ca.pem")));
+        let error = parse(&text.replace("\"tls\"", "\"sctp\"")).unwrap_err().to_string();
+        assert!(error.contains("unknown transport \"sctp\"; expected udp, tcp or tls"), "{error}");
     }
 
     #[test]

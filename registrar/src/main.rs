@@ -21,6 +21,10 @@ struct Cli {
     /// Address to listen on, UDP and TCP (repeatable). Default 0.0.0.0:5060.
     #[arg(long, value_name = "ADDR:PORT")]
     bind: Vec<SocketAddr>,
+    /// Address to accept SIP over TLS on (repeatable). Default: each --bind address with the
+    /// next port (5061 beside 5060).
+    #[arg(long, value_name = "ADDR:PORT")]
+    tls_bind: Vec<SocketAddr>,
     /// The SIP domain served; also the digest realm.
     #[arg(long, value_name = "NAME")]
     domain: Option<String>,
@@ -59,6 +63,9 @@ fn main() -> ExitCode {
     };
     if !cli.bind.is_empty() {
         config.bind = cli.bind.clone();
+    }
+    if !cli.tls_bind.is_empty() {
+        config.tls.bind = Some(cli.tls_bind.clone());
     }
     if cli.domain.is_some() {
         config.domain = cli.domain.clone();

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 use config::RegistrarConfig;
 use proto::auth::{DigestConfig, DigestServer, FailureLimiter, LimiterConfig};
-use proto::io::{Capture, DEFAULT_CAPTURE_LIMIT, Locator, TransportOptions, Transports};
+use proto::io::{Capture, CertificateFiles, DEFAULT_CAPTURE_LIMIT, Locator, TlsOptions, TransportOptions, Transports};
 use proto::sip::Host;
 use proto::transaction::{Target, TimerConfig, TransactionLayer};
 use tokio::sync::mpsc;
@@ -22,7 +22,8 @@ pub async fn run(config: RegistrarConfig) -> anyhow::Result<()> {
     let crate::accounts::Prepared { accounts, created } = crate::accounts::prepare(&mut store, &config.accounts)?;
 
     let options = TransportOptions { max_message_size: config.limits.max_message_size, ..TransportOptions::default() };
-    let (transports, mut inbound) = Transports::bind(&config.bind, options).await?;
+    let tls = tls_options(&config)?;
+    let (transports, mut inbound) = Transports::bind_with_tls(&config.bind, tls, options).await?;
     let listen = transports.local_addrs();
     let capture = Capture::open(config.pcap.as_deref(), DEFAULT_CAPTURE_LIMIT)?;
     transports.set_capture(capture.clone());
@@ -139,6 +140,48 @@ pub async fn run(config: RegistrarConfig) -> anyhow::Result<()> {
     core.flush();
     capture.flush();
     Ok(())
+}
+
+/// TLS listeners with the configured certificate, or with the self-signed one kept in the data
+/// directory (made on the first start for the domain, the advertised host and the bound IPs).
+fn tls_options(config: &RegistrarConfig) -> anyhow::Result<TlsOptions> {
+    let listen = config.tls_bind();
+    if listen.is_empty() {
+        return Ok(TlsOptions::default());
+    }
+    let files = match (&config.tls.certificate, &config.tls.private_key) {
+        (Some(certificate), Some(private_key)) => {
+            CertificateFiles { certificate: certificate.clone(), private_key: private_key.clone() }
+        }
+        _ => {
+            let mut names: Vec<String> = config.domain.iter().cloned().collect();
+            if let Some(advertise) = config.advertise.as_deref().map(parse_advertise).transpose()? {
+                names.push(advertise.0.to_string());
+            }
+            let ips: Vec<IpAddr> = config.bind.iter().chain(&listen).map(SocketAddr::ip).collect();
+            for ip in ips {
+                let ips = if ip.is_unspecified() { interface_ips() } else { vec![ip] };
+                names.extend(ips.iter().map(IpAddr::to_string));
+            }
+            names.push("localhost".to_owned());
+            let mut seen = std::collections::HashSet::new();
+            names.retain(|n| seen.insert(n.to_ascii_lowercase()));
+            let (files, created) = proto::io::tls::self_signed(&config.data_dir, &names)
+                .context("cannot set up the self-signed TLS certificate")?;
+            if created {
+                info!(certificate = %files.certificate.display(), names = ?names, "made a self-signed TLS certificate");
+            }
+            files
+        }
+    };
+    println!(
+        "TLS certificate {} (phones trust it with: softphone --ca {})",
+        files.certificate.display(),
+        files.certificate.display()
+    );
+    let server = files.server_config().context("cannot use the TLS certificate")?;
+    let client = proto::io::tls::client_config(Some(&files.certificate)).context("cannot set up TLS")?;
+    Ok(TlsOptions { listen, server: Some(server), client: Some(client), ..TlsOptions::default() })
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use proto::codec::CodecKind;
-use proto::sip::Uri;
+use proto::sip::{Transport, Uri};
 
 /// A SIP softphone: registers, places or answers one call, and plays and records its audio from
 /// and to files, tones or nothing (scripted mode).
@@ -20,9 +20,17 @@ pub struct Cli {
     /// The account of `--config` to use; the one marked default (else the first) when left out.
     #[arg(long, value_name = "NAME", requires = "config")]
     pub account: Option<String>,
-    /// The registrar (and outbound proxy), HOST[:PORT]; port 5060 when left out.
+    /// The registrar (and outbound proxy), HOST[:PORT] (port 5060, 5061 over TLS, when left
+    /// out), or sips:HOST[:PORT] for TLS.
     #[arg(long, value_name = "HOST[:PORT]")]
     pub registrar: Option<String>,
+    /// The transport to the registrar: udp (the default), tcp, or tls (sips: implies it).
+    #[arg(long, value_name = "udp|tcp|tls")]
+    pub transport: Option<String>,
+    /// A PEM file of certificates to trust for TLS besides the system's: a private CA, or the
+    /// registrar's self-signed certificate.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
     /// Our extension: the user part of our address and the digest user name.
     #[arg(long, value_name = "EXT")]
     pub user: Option<String>,
@@ -162,6 +170,12 @@ pub enum ConfigError {
     /// `--registrar` is not HOST[:PORT].
     #[error("bad --registrar {0:?}: write HOST or HOST:PORT")]
     BadRegistrar(String),
+    /// `--transport` is not one we speak.
+    #[error("unknown --transport {0:?}: use udp, tcp or tls")]
+    BadTransport(String),
+    /// A `sips:` registrar was asked for over a transport that is not TLS.
+    #[error("a sips: registrar is reached over TLS only (RFC 5630): leave out --transport {0} or use tls")]
+    SipsNeedsTls(String),
     /// `--dtmf` holds something that is not a DTMF digit.
     #[error("bad --dtmf {0:?}: use the digits 0-9, *, # and A-D")]
     BadDtmf(String),
@@ -232,6 +246,10 @@ pub struct HostPort {
 pub struct Config {
     /// The registrar, if any.
     pub registrar: Option<HostPort>,
+    /// The transport to the registrar (UDP without one).
+    pub transport: Transport,
+    /// Certificates to trust for TLS besides the system's.
+    pub ca: Option<PathBuf>,
     /// Our extension.
     pub user: String,
     /// Our digest password.
@@ -309,12 +327,10 @@ impl Config {
         };
         let user = cli.user.or_else(|| account.as_ref().map(|a| a.user.clone())).ok_or(ConfigError::NoAccount)?;
         let password = cli.password.or_else(|| account.as_ref().map(|a| a.password.clone())).unwrap_or_default();
-        let registrar = cli
-            .registrar
-            .or_else(|| account.as_ref().and_then(|a| a.registrar.clone()))
-            .as_deref()
-            .map(parse_host_port)
-            .transpose()?;
+        let registrar = cli.registrar.or_else(|| account.as_ref().and_then(|a| a.registrar.clone()));
+        let transport = cli.transport.or_else(|| account.as_ref().and_then(|a| a.transport.clone()));
+        let (transport, registrar) = transport_and_registrar(transport.as_deref(), registrar.as_deref())?;
+        let ca = cli.ca.or_else(|| account.as_ref().and_then(|a| a.ca.clone()));
         let dial = cli.dial.as_deref().map(parse_target).transpose()?;
         let transfer = cli.transfer.as_deref().map(parse_target).transpose()?;
         for target in [&dial, &transfer] {
@@ -334,6 +350,8 @@ impl Config {
         let (input_device, output_device) = (device(&cli.input_device), device(&cli.output_device));
         Ok(Config {
             registrar,
+            transport,
+            ca,
             user,
             password,
             domain: cli.domain.or_else(|| account.and_then(|a| a.domain)),
@@ -442,8 +460,32 @@ pub fn parse_audio_in(text: &str) -> Result<AudioIn, ConfigError> {
     }
 }
 
-/// Parses `HOST[:PORT]`, IPv6 literals in brackets.
-pub fn parse_host_port(text: &str) -> Result<HostPort, ConfigError> {
+/// The transport (`--transport`, else TLS for a `sips:` registrar, else UDP) and the registrar,
+/// whose port defaults to the transport's (5061 for TLS).
+fn transport_and_registrar(
+    transport: Option<&str>,
+    registrar: Option<&str>,
+) -> Result<(Transport, Option<HostPort>), ConfigError> {
+    let named =
+        transport.map(|t| t.parse::<Transport>().map_err(|_| ConfigError::BadTransport(t.to_owned()))).transpose()?;
+    let (sips, registrar) = match registrar {
+        Some(r) => match r.strip_prefix("sips:") {
+            Some(rest) => (true, Some(rest)),
+            None => (false, Some(r.strip_prefix("sip:").unwrap_or(r))),
+        },
+        None => (false, None),
+    };
+    let transport = match (sips, named) {
+        (true, Some(t)) if t != Transport::Tls => return Err(ConfigError::SipsNeedsTls(t.param().to_owned())),
+        (true, _) => Transport::Tls,
+        (false, named) => named.unwrap_or(Transport::Udp),
+    };
+    let registrar = registrar.map(|r| host_port(r, transport.default_port())).transpose()?;
+    Ok((transport, registrar))
+}
+
+/// Parses `HOST[:PORT]` (IPv6 literals in brackets) with `default_port` when it names none.
+fn host_port(text: &str, default_port: u16) -> Result<HostPort, ConfigError> {
     let bad = || ConfigError::BadRegistrar(text.to_owned());
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Ok(HostPort { host: addr.ip().to_string(), port: addr.port() });
@@ -452,7 +494,7 @@ pub fn parse_host_port(text: &str) -> Result<HostPort, ConfigError> {
         Some((host, port)) if !host.contains(':') || host.ends_with(']') => {
             (host, port.parse::<u16>().map_err(|_| bad())?)
         }
-        _ => (text, 5060),
+        _ => (text, default_port),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() || host.contains(char::is_whitespace) {
@@ -499,11 +541,25 @@ mod tests {
     }
 
     #[test]
+    fn tls_comes_from_transport_or_a_sips_registrar_with_port_5061() {
+        let tls = |t: Option<&str>, r: &str| transport_and_registrar(t, Some(r)).unwrap();
+        let at = |host: &str, port| Some(HostPort { host: host.into(), port });
+        assert_eq!(tls(None, "sips:pbx.test"), (Transport::Tls, at("pbx.test", 5061)));
+        assert_eq!(tls(Some("tls"), "pbx.test"), (Transport::Tls, at("pbx.test", 5061)));
+        assert_eq!(tls(Some("TLS"), "sips:127.0.0.1:7001"), (Transport::Tls, at("127.0.0.1", 7001)));
+        assert_eq!(tls(None, "pbx.test"), (Transport::Udp, at("pbx.test", 5060)));
+        assert_eq!(tls(Some("tcp"), "sip:pbx.test"), (Transport::Tcp, at("pbx.test", 5060)));
+        let error = transport_and_registrar(Some("udp"), Some("sips:pbx.test")).unwrap_err();
+        assert!(matches!(error, ConfigError::SipsNeedsTls(_)));
+        assert!(matches!(transport_and_registrar(Some("sctp"), None), Err(ConfigError::BadTransport(_))));
+    }
+
+    #[test]
     fn registrar_takes_host_with_or_without_port() {
-        assert_eq!(parse_host_port("127.0.0.1:5070").unwrap(), HostPort { host: "127.0.0.1".into(), port: 5070 });
-        assert_eq!(parse_host_port("pbx.test").unwrap(), HostPort { host: "pbx.test".into(), port: 5060 });
-        assert_eq!(parse_host_port("[::1]:5080").unwrap(), HostPort { host: "::1".into(), port: 5080 });
-        assert!(parse_host_port("a:b").is_err());
+        assert_eq!(host_port("127.0.0.1:5070", 5060).unwrap(), HostPort { host: "127.0.0.1".into(), port: 5070 });
+        assert_eq!(host_port("pbx.test", 5060).unwrap(), HostPort { host: "pbx.test".into(), port: 5060 });
+        assert_eq!(host_port("[::1]:5080", 5060).unwrap(), HostPort { host: "::1".into(), port: 5080 });
+        assert!(host_port("a:b", 5060).is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use proto::codec::CodecKind;
-use proto::io::{Capture, DEFAULT_CAPTURE_LIMIT, TransportOptions, Transports};
+use proto::io::{Capture, ConnectError, DEFAULT_CAPTURE_LIMIT, TlsOptions, TransportOptions, Transports};
 use proto::sdp::{Codec, LocalMedia};
 use proto::sip::{Host, Transport, Uri};
 use proto::transaction::{Target, TimerConfig};
@@ -119,6 +119,32 @@ impl Ringing {
     }
 }
 
+/// TLS toward the registrar: its certificate checked for the name it was given (a host name or
+/// IP address) against the system's roots and `--ca`.
+fn tls_options(config: &Config, registrar: Option<SocketAddr>) -> anyhow::Result<TlsOptions> {
+    if config.transport != Transport::Tls {
+        return Ok(TlsOptions::default());
+    }
+    let client = proto::io::tls::client_config(config.ca.as_deref())?;
+    let mut tls = TlsOptions { client: Some(client), ..TlsOptions::default() };
+    if let (Some(addr), Some(hp)) = (registrar, &config.registrar) {
+        tls.server_names.insert(addr, hp.host.clone());
+    }
+    Ok(tls)
+}
+
+/// One line saying why the registrar could not be reached, and what to do.
+fn connect_failure(transport: Transport, registrar: &crate::config::HostPort, error: &ConnectError) -> String {
+    let at = format!("{}:{}", registrar.host, registrar.port);
+    match error {
+        ConnectError::Untrusted { name, error } => format!(
+            "cannot register over TLS: the certificate of {at} is not trusted for {name} ({error}); \
+             if it is the registrar's own or from a private CA, trust it with --ca FILE"
+        ),
+        error => format!("cannot register: no {transport} connection to the registrar {at}: {error}"),
+    }
+}
+
 /// Runs the phone until the script is done, the user quits, or it is interrupted. With
 /// `screen`, the interactive screen takes over the terminal and shows the log lines sent there.
 pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String>>) -> anyhow::Result<Outcome> {
@@ -139,19 +165,30 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
     let bind = config.bind.unwrap_or_else(|| SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0));
     let local_ip = if bind.ip().is_unspecified() { route_ip(peer) } else { bind.ip() };
     let listen = SocketAddr::new(if bind.ip().is_unspecified() { local_ip } else { bind.ip() }, bind.port());
-    let (transports, mut inbound) = Transports::bind(&[listen], TransportOptions::default()).await?;
-    let local = transports
-        .local_addrs()
-        .into_iter()
-        .find(|(t, _)| *t == Transport::Udp)
-        .map(|(_, addr)| addr)
-        .context("no UDP socket for SIP")?;
-    let (rtp, rtcp) = bind_rtp_pair(local_ip)?;
-    let rtp_port = rtp.local_addr()?.port();
+    let tls = tls_options(&config, registrar)?;
+    let (transports, mut inbound) = Transports::bind_with_tls(&[listen], tls, TransportOptions::default()).await?;
     let capture = Capture::open(config.pcap.as_deref(), DEFAULT_CAPTURE_LIMIT)?;
     transports.set_capture(capture.clone());
+    let local = match (config.transport, registrar, &config.registrar) {
+        (Transport::Udp, _, _) | (_, None, _) | (_, _, None) => transports
+            .local_addrs()
+            .into_iter()
+            .find(|(t, _)| *t == Transport::Udp)
+            .map(|(_, addr)| addr)
+            .context("no UDP socket for SIP")?,
+        // Over a stream the registrar reaches us back through our connection: its address is ours.
+        (transport, Some(addr), Some(hp)) => match transports.connect(transport, addr).await {
+            Ok(local) => local,
+            Err(error) => {
+                eprintln!("softphone: {}", connect_failure(transport, hp, &error));
+                return Ok(Outcome { registration_failed: true, ..Outcome::default() });
+            }
+        },
+    };
+    let (rtp, rtcp) = bind_rtp_pair(local_ip)?;
+    let rtp_port = rtp.local_addr()?.port();
     let (rtp_addr, rtcp_addr) = (rtp.local_addr()?, rtcp.local_addr()?);
-    info!(sip = %local, rtp = rtp_port, "listening");
+    info!(sip = %local, transport = %config.transport, rtp = rtp_port, "listening");
 
     let domain = config.domain.clone().or_else(|| config.registrar.as_ref().map(|r| r.host.clone()));
     let mut media_local = LocalMedia::new(local_ip, rtp_port);
@@ -162,6 +199,7 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
         password: config.password.clone(),
         domain: domain.unwrap_or_else(|| local_ip.to_string()),
         local,
+        transport: config.transport,
         registrar,
         register_expires: REGISTER_EXPIRES,
         media: media_local,
@@ -169,6 +207,7 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
         timers: TimerConfig::default(),
     };
     let mut agent = UserAgent::new(settings, rand::random());
+    info!(aor = %agent.aor(), transport = %agent.transport(), "account");
     let start = Instant::now();
     let (mut ui, mut keys) = match screen {
         Some(log_lines) => {
@@ -823,6 +862,7 @@ mod tests {
             password: String::new(),
             domain: "voip.test".into(),
             local,
+            transport: Transport::Udp,
             registrar: None,
             register_expires: REGISTER_EXPIRES,
             media: LocalMedia::new(local.ip(), 40_000),

@@ -89,6 +89,9 @@ pub struct BaresipConfig {
     pub answer: AnswerMode,
     /// Reach the proxy over TCP (`;transport=tcp`) instead of UDP.
     pub tcp: bool,
+    /// Reach the proxy over TLS (`;transport=tls`; `proxy` is then its TLS address), trusting
+    /// the certificates of this PEM file (`sip_cafile`).
+    pub tls_ca: Option<PathBuf>,
     /// The loopback address it binds SIP and RTP to and names in its SDP (`net_interface`).
     pub ip: Ipv4Addr,
 }
@@ -128,6 +131,7 @@ impl BaresipConfig {
             tone: 1000,
             answer: AnswerMode::Manual,
             tcp: false,
+            tls_ca: None,
             ip: Ipv4Addr::LOCALHOST,
         }
     }
@@ -154,6 +158,12 @@ impl BaresipConfig {
     /// Talks to the proxy over TCP.
     pub fn tcp(mut self) -> Self {
         self.tcp = true;
+        self
+    }
+
+    /// Talks to the proxy over TLS, trusting the certificates in `ca`.
+    pub fn tls(mut self, ca: &Path) -> Self {
+        self.tls_ca = Some(ca.to_owned());
         self
     }
 
@@ -186,7 +196,8 @@ impl BaresipConfig {
              module_app\taccount.so\n\
              module_app\tmenu.so\n\
              module_app\tctrl_tcp.so\n\
-             ctrl_tcp_listen\t{ctrl}\n",
+             ctrl_tcp_listen\t{ctrl}\n{cafile}",
+            cafile = self.tls_ca.as_ref().map(|ca| format!("sip_cafile\t{}\n", ca.display())).unwrap_or_default(),
             ip = sip.ip(),
             tone = self.tone,
             modules = modules.display(),
@@ -203,7 +214,11 @@ impl BaresipConfig {
             domain = self.domain,
             password = self.password,
             proxy = self.proxy,
-            transport = if self.tcp { ";transport=tcp" } else { "" },
+            transport = match (&self.tls_ca, self.tcp) {
+                (Some(_), _) => ";transport=tls",
+                (None, true) => ";transport=tcp",
+                (None, false) => "",
+            },
             answer = self.answer.as_str(),
             codec = self.codec.account_entry(),
         )

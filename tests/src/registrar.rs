@@ -53,6 +53,9 @@ pub struct RegistrarConfig {
     pub netns: Option<String>,
     /// `--pcap FILE`: record every SIP message in a capture file.
     pub pcap: Option<PathBuf>,
+    /// `--tls-bind` addresses; empty means a free port on the first bind address's IP (outside
+    /// a namespace; inside one, the registrar's default, the port after the bind port).
+    pub tls_binds: Vec<SocketAddr>,
 }
 
 impl RegistrarConfig {
@@ -66,6 +69,7 @@ impl RegistrarConfig {
             config_file: None,
             netns: None,
             pcap: None,
+            tls_binds: Vec::new(),
         }
     }
 
@@ -92,6 +96,9 @@ impl RegistrarConfig {
         let mut args = Vec::new();
         for bind in &self.binds {
             args.extend(["--bind".to_owned(), bind.to_string()]);
+        }
+        for bind in &self.tls_binds {
+            args.extend(["--tls-bind".to_owned(), bind.to_string()]);
         }
         args.extend(["--domain".to_owned(), self.domain.clone()]);
         for (extension, password) in &self.users {
@@ -125,6 +132,9 @@ impl Registrar {
     pub fn start(mut config: RegistrarConfig) -> Result<Self> {
         if config.binds.is_empty() {
             config.binds.push(SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?)));
+        }
+        if config.tls_binds.is_empty() && config.netns.is_none() {
+            config.tls_binds.push(SocketAddr::new(config.binds[0].ip(), free_port()?));
         }
         let dir = temp_dir("registrar-")?;
         std::fs::create_dir_all(dir.path().join("data"))
@@ -167,6 +177,17 @@ impl Registrar {
     /// The first `--bind` address: where SIP requests go.
     pub fn addr(&self) -> SocketAddr {
         self.config.binds[0]
+    }
+
+    /// Where it accepts SIP over TLS.
+    pub fn tls_addr(&self) -> SocketAddr {
+        let bind = self.config.binds[0];
+        self.config.tls_binds.first().copied().unwrap_or(SocketAddr::new(bind.ip(), bind.port() + 1))
+    }
+
+    /// The self-signed certificate it made in its data directory, for phones to trust.
+    pub fn tls_certificate(&self) -> PathBuf {
+        self.data_dir().join("tls-certificate.pem")
     }
 
     /// The domain (and realm) it serves.

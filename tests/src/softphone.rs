@@ -104,16 +104,31 @@ impl Softphone {
         let no_sound = dir.join("alsa-no-devices.conf");
         std::fs::write(&no_sound, "")
             .map_err(|source| HarnessError::io(format!("write {}", no_sound.display()), source))?;
-        Self::spawn(netns, name, dir, args, &no_sound)
+        Self::spawn(netns, name, dir, args, &no_sound, &[])
+    }
+
+    /// [`start`](Self::start) with extra environment variables, such as `SSLKEYLOGFILE`.
+    pub fn start_with_env(name: &str, dir: &Path, args: &[String], env: &[(&str, &Path)]) -> Result<Softphone> {
+        let no_sound = dir.join("alsa-no-devices.conf");
+        std::fs::write(&no_sound, "")
+            .map_err(|source| HarnessError::io(format!("write {}", no_sound.display()), source))?;
+        Self::spawn(None, name, dir, args, &no_sound, env)
     }
 
     /// [`start`](Self::start) with the ALSA configuration file `alsa_config` (as
     /// `ALSA_CONFIG_PATH`) in place of the system's: the sound devices the phone finds.
     pub fn start_with_alsa_config(name: &str, dir: &Path, args: &[String], alsa_config: &Path) -> Result<Softphone> {
-        Self::spawn(None, name, dir, args, alsa_config)
+        Self::spawn(None, name, dir, args, alsa_config, &[])
     }
 
-    fn spawn(netns: Option<&str>, name: &str, dir: &Path, args: &[String], alsa_config: &Path) -> Result<Softphone> {
+    fn spawn(
+        netns: Option<&str>,
+        name: &str,
+        dir: &Path,
+        args: &[String],
+        alsa_config: &Path,
+        env: &[(&str, &Path)],
+    ) -> Result<Softphone> {
         let exe = softphone_exe()?;
         let stdout = dir.join(format!("{name}.events"));
         let stderr = dir.join(format!("{name}.log"));
@@ -123,6 +138,7 @@ impl Softphone {
         let child = crate::netns::command_in(netns, &exe)
             .args(args)
             .env("ALSA_CONFIG_PATH", alsa_config)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(open(&stdout)?)
             .stderr(open(&stderr)?)

@@ -51,6 +51,9 @@ fn example_file_mentions_every_option() {
         "[limits]",
         "max_message_size",
         "max_transactions",
+        "[tls]",
+        "certificate",
+        "private_key",
         "[accounts]",
     ];
     for key in keys {
@@ -291,4 +294,20 @@ fn pcap_key_names_the_capture_file() {
     let config = parse("pcap = \"calls.pcap\"\n").expect("valid");
     assert_eq!(config.pcap.as_deref(), Some(std::path::Path::new("calls.pcap")));
     assert_eq!(parse("").expect("valid").pcap, None, "no capture unless asked");
+}
+
+#[test]
+fn tls_listens_on_the_port_after_each_bind_address_by_default() {
+    let config = parse("bind = [\"0.0.0.0:5060\", \"127.0.0.1:7000\", \"[::1]:0\"]").unwrap();
+    let expected: Vec<std::net::SocketAddr> =
+        ["0.0.0.0:5061", "127.0.0.1:7001", "[::1]:0"].iter().map(|a| a.parse().unwrap()).collect();
+    assert_eq!(config.tls_bind(), expected);
+    let off = parse("[tls]\nbind = []").unwrap();
+    assert!(off.tls_bind().is_empty());
+}
+
+#[test]
+fn tls_certificate_without_key_is_refused() {
+    let error = parse("[tls]\ncertificate = \"a.pem\"").unwrap_err().to_string();
+    assert!(error.contains("tls.certificate is set without tls.private_key"), "{error}");
 }

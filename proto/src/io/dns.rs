@@ -26,7 +26,7 @@ const SIP_PORT: u16 = 5060;
 /// The default port of `sips:` URIs.
 const SIPS_PORT: u16 = 5061;
 
-/// One place to send a request to; for a `sips:` URI the transport is TCP carrying TLS.
+/// One place to send a request to; for a `sips:` URI the transport is TLS.
 pub use crate::transaction::Target;
 
 /// Server location failed.
@@ -111,8 +111,8 @@ impl Locator {
     }
 
     /// The targets for a URI's host, port and `transport=` parameter, in the order to try
-    /// (RFC 3263 §4). `sips` selects `sips:` URI rules: TLS over TCP, default port 5061; the
-    /// TLS itself is the caller's. IPv4 addresses of a name come before its IPv6 ones.
+    /// (RFC 3263 §4). `sips` selects `sips:` URI rules: TLS, default port 5061 (as for
+    /// `transport=tls`). IPv4 addresses of a name come before its IPv6 ones.
     pub async fn locate(
         &self,
         host: &str,
@@ -123,8 +123,10 @@ impl Locator {
         if sips && transport == Some(Transport::Udp) {
             return Err(LocateError::SipsOverUdp);
         }
-        let default_port = if sips { SIPS_PORT } else { SIP_PORT };
-        let default_transport = transport.unwrap_or(if sips { Transport::Tcp } else { Transport::Udp });
+        // RFC 5630 §3.1.3: `sips:…;transport=tcp` is TLS over TCP; so is a bare `sips:`.
+        let transport = if sips { Some(Transport::Tls) } else { transport };
+        let default_transport = transport.unwrap_or(Transport::Udp);
+        let default_port = if sips || default_transport == Transport::Tls { SIPS_PORT } else { SIP_PORT };
         if let Some(ip) = parse_ip(host) {
             let addr = SocketAddr::new(ip, port.unwrap_or(default_port));
             return Ok(vec![Target { transport: default_transport, addr }]);
@@ -191,7 +193,7 @@ impl Locator {
         let service = match (sips, transport) {
             (false, Transport::Udp) => "_sip._udp",
             (false, Transport::Tcp) => "_sip._tcp",
-            (true, _) => "_sips._tcp",
+            (true, _) | (false, Transport::Tls) => "_sips._tcp",
         };
         let srv_name = Name::from_ascii(service)
             .and_then(|s| s.append_name(name))
@@ -275,7 +277,7 @@ fn parse_ip(host: &str) -> Option<IpAddr> {
 
 /// The transports tried by SRV when there is no NAPTR, in order of preference.
 fn supported_transports(sips: bool) -> &'static [Transport] {
-    if sips { &[Transport::Tcp] } else { &[Transport::Udp, Transport::Tcp] }
+    if sips { &[Transport::Tls] } else { &[Transport::Udp, Transport::Tcp] }
 }
 
 /// The NAPTR records naming SRV lookups for services we speak (RFC 3263 §4.1), ordered by
@@ -294,7 +296,7 @@ fn sip_services(records: &[&NAPTR], sips: bool) -> Vec<(Transport, Name)> {
 fn service_transport(service: &[u8], sips: bool) -> Option<Transport> {
     let is = |s: &[u8]| service.eq_ignore_ascii_case(s);
     if sips {
-        is(b"SIPS+D2T").then_some(Transport::Tcp)
+        is(b"SIPS+D2T").then_some(Transport::Tls)
     } else if is(b"SIP+D2U") {
         Some(Transport::Udp)
     } else if is(b"SIP+D2T") {
@@ -437,7 +439,7 @@ mod tests {
             sip_services(&refs, false),
             vec![(Transport::Tcp, name("_sip._tcp.example.test.")), (Transport::Udp, name("_sip._udp.example.test.")),]
         );
-        assert_eq!(sip_services(&refs, true), vec![(Transport::Tcp, name("_sips._tcp.example.test."))]);
+        assert_eq!(sip_services(&refs, true), vec![(Transport::Tls, name("_sips._tcp.example.test."))]);
     }
 
     #[test]
@@ -624,9 +626,9 @@ mod tests {
         .await;
         let locator = server.locator();
         let targets = locator.locate("example.test", None, None, true).await.unwrap();
-        assert_eq!(targets, vec![target(Transport::Tcp, "192.0.2.5:5063")]);
+        assert_eq!(targets, vec![target(Transport::Tls, "192.0.2.5:5063")]);
         let targets = locator.locate("plain.test", None, None, true).await.unwrap();
-        assert_eq!(targets, vec![target(Transport::Tcp, "192.0.2.6:5061")]);
+        assert_eq!(targets, vec![target(Transport::Tls, "192.0.2.6:5061")]);
     }
 
     #[tokio::test]
@@ -658,7 +660,9 @@ mod tests {
             ("192.0.2.1", None, None, false, target(Transport::Udp, "192.0.2.1:5060")),
             ("[2001:db8::1]", Some(5070), None, false, target(Transport::Udp, "[2001:db8::1]:5070")),
             ("192.0.2.1", None, Some(Transport::Tcp), false, target(Transport::Tcp, "192.0.2.1:5060")),
-            ("192.0.2.1", None, None, true, target(Transport::Tcp, "192.0.2.1:5061")),
+            ("192.0.2.1", None, None, true, target(Transport::Tls, "192.0.2.1:5061")),
+            ("192.0.2.1", None, Some(Transport::Tcp), true, target(Transport::Tls, "192.0.2.1:5061")),
+            ("192.0.2.1", None, Some(Transport::Tls), false, target(Transport::Tls, "192.0.2.1:5061")),
         ];
         for (host, port, transport, sips, expected) in cases {
             let targets = locator.locate(host, port, transport, sips).await.unwrap();

@@ -1,23 +1,29 @@
-//! The UDP and TCP sockets SIP travels over (RFC 3261 §18).
+//! The UDP, TCP and TLS sockets SIP travels over (RFC 3261 §18, §26.2).
 //!
-//! [`Transports::bind`] listens on UDP and TCP on every given address and hands every message
-//! received to one channel as an [`Inbound`]. [`Transports::send`] never blocks: UDP goes out
-//! at once, TCP goes to the queue of the connection to that peer, reusing the connection the peer
-//! opened (RFC 3261 §18.2.2) or opening one in the background (§18.1.1). Streams are framed by
-//! [`StreamFramer`] and answer RFC 5626 §3.5.1 keep-alive pings. Nothing here reads or writes
-//! SIP headers: the core above deals with messages, this shell with bytes and addresses.
+//! [`Transports::bind`] listens on UDP and TCP on every given address, and
+//! [`Transports::bind_with_tls`] on TLS too, and hands every message received to one channel as
+//! an [`Inbound`]. [`Transports::send`] never blocks: UDP goes out at once, TCP and TLS go to the
+//! queue of the connection to that peer, reusing the connection the peer opened (RFC 3261
+//! §18.2.2, which is also how a phone that registered over TLS is reached: it does not listen)
+//! or opening one in the background (§18.1.1). TLS is TCP with rustls on top: both run the same
+//! connection code, generic over the stream, with the same table, limits, idle timeout, framing
+//! by [`StreamFramer`] and RFC 5626 §3.5.1 keep-alive pongs; a TLS handshake is time-bounded and
+//! counts against the connection limit from the moment the TCP connection is accepted. Nothing
+//! here reads or writes SIP headers: the core above deals with messages, this shell with bytes
+//! and addresses.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::WriteHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::runtime::Handle;
 use tokio::sync::mpsc::{self, error::TrySendError};
@@ -27,11 +33,12 @@ use tracing::{debug, warn};
 
 use crate::io::capture::Capture;
 use crate::io::framing::{Frame, StreamFramer};
+use crate::io::tls::{TlsOptions, rustls_error};
 use crate::sip::Transport;
 
 /// Messages waiting for the core before the receive tasks stop reading.
 const INBOUND_QUEUE: usize = 4096;
-/// Messages waiting to be written to one TCP connection before further ones are dropped.
+/// Messages waiting to be written to one stream connection before further ones are dropped.
 const CONNECTION_QUEUE: usize = 256;
 /// Larger than any UDP payload, so a datagram's real length is always seen.
 const UDP_BUFFER: usize = 65_536;
@@ -45,16 +52,21 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const LINGER: Duration = Duration::from_secs(2);
 /// Tries at giving UDP and TCP the same port when the port is left to the system.
 const SAME_PORT_ATTEMPTS: usize = 8;
+/// How long a closing TLS connection waits to send its close_notify.
+const CLOSE_NOTIFY: Duration = Duration::from_millis(500);
+/// Connection failures waiting for [`Transports::connect_failures`] before further ones are dropped.
+const FAILURE_QUEUE: usize = 64;
 
 /// Limits of the socket shell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransportOptions {
     /// Largest message accepted, in bytes; larger ones reach the core flagged `too_large`.
     pub max_message_size: usize,
-    /// A TCP connection with no traffic either way for this long is closed. Keep it above the
-    /// clients' keep-alive interval (RFC 5626 §4.4.1 suggests 95 to 120 s).
+    /// A TCP or TLS connection with no traffic either way for this long is closed. Keep it above
+    /// the clients' keep-alive interval (RFC 5626 §4.4.1 suggests 95 to 120 s).
     pub tcp_idle_timeout: Duration,
-    /// Most TCP connections open at once, inbound and outbound; further ones are refused.
+    /// Most TCP and TLS connections open at once, inbound (handshaking ones included) and
+    /// outbound; further ones are refused.
     pub max_tcp_connections: usize,
 }
 
@@ -76,7 +88,7 @@ pub struct Inbound {
     /// The peer's address (RFC 3261 §18.2.1 compares it with the top Via).
     pub source: SocketAddr,
     /// The local address it arrived at: the listening address for UDP (unspecified when
-    /// listening on a wildcard), the connection's own address for TCP.
+    /// listening on a wildcard), the connection's own address for TCP and TLS.
     pub local: SocketAddr,
     /// The message; when `too_large`, only its start (enough to answer 513).
     pub data: Bytes,
@@ -101,8 +113,46 @@ pub struct TransportStats {
     /// Messages not sent: no socket of the destination's address family, a socket error, a full
     /// connection queue, too many connections, or a connection that failed or closed first.
     pub send_failures: u64,
-    /// Inbound TCP connections refused because `max_tcp_connections` were open.
+    /// Inbound TCP and TLS connections refused because `max_tcp_connections` were open.
     pub connections_refused: u64,
+    /// TLS handshakes that failed or timed out, either way.
+    pub handshake_failures: u64,
+}
+
+/// An outgoing connection that could not be opened; what was queued for it is dropped.
+#[derive(Debug)]
+pub struct ConnectFailure {
+    /// TCP or TLS.
+    pub transport: Transport,
+    /// The peer.
+    pub dest: SocketAddr,
+    /// What went wrong.
+    pub error: ConnectError,
+}
+
+/// Why an outgoing TCP or TLS connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The TCP connection was refused or failed.
+    #[error("cannot connect: {0}")]
+    Connect(io::Error),
+    /// The TCP connection or the TLS handshake did not complete in time.
+    #[error("no answer in time")]
+    TimedOut,
+    /// The server's certificate is not trusted for the name we expected.
+    #[error("the TLS certificate of {name} is not trusted: {error}")]
+    Untrusted {
+        /// The name (or IP address) the certificate was checked against.
+        name: String,
+        /// What rustls found wrong with it.
+        error: rustls::Error,
+    },
+    /// The TLS handshake failed otherwise.
+    #[error("TLS handshake failed: {0}")]
+    Handshake(io::Error),
+    /// No TLS client configuration was given, or the peer has no usable server name.
+    #[error("TLS is not configured for outgoing connections")]
+    NoTls,
 }
 
 /// Listening failed.
@@ -124,10 +174,7 @@ pub enum BindError {
 }
 
 fn transport_name(transport: &Transport) -> &'static str {
-    match transport {
-        Transport::Udp => "udp",
-        Transport::Tcp => "tcp",
-    }
+    transport.param()
 }
 
 fn explain(addr: &SocketAddr, error: &io::Error) -> String {
@@ -146,8 +193,8 @@ fn explain(addr: &SocketAddr, error: &io::Error) -> String {
     }
 }
 
-/// The listening sockets and open TCP connections. Cheap to clone; the sockets close and the
-/// tasks stop when the last clone is dropped.
+/// The listening sockets and open TCP and TLS connections. Cheap to clone; the sockets close and
+/// the tasks stop when the last clone is dropped.
 #[derive(Clone)]
 pub struct Transports {
     inner: Arc<Inner>,
@@ -157,24 +204,29 @@ struct Inner {
     shared: Arc<Shared>,
     /// Sending handles on the UDP sockets (the same sockets the receive tasks read).
     udp: Vec<(SocketAddr, std::net::UdpSocket)>,
-    tcp: Vec<SocketAddr>,
+    /// The stream listeners: TCP, and TLS.
+    streams: Vec<(Transport, SocketAddr)>,
     tasks: Vec<AbortHandle>,
 }
 
 /// What the receive and connection tasks need.
 struct Shared {
     opts: TransportOptions,
+    tls: TlsOptions,
     inbound: mpsc::Sender<Inbound>,
-    connections: Mutex<HashMap<SocketAddr, Connection>>,
+    connections: Mutex<HashMap<(Transport, SocketAddr), Connection>>,
     next_connection: AtomicU64,
     send_failures: AtomicU64,
     connections_refused: AtomicU64,
+    handshake_failures: AtomicU64,
+    /// Where outgoing connection failures are reported, once asked for.
+    failures: Mutex<Option<mpsc::Sender<ConnectFailure>>>,
     runtime: Handle,
     /// Where every packet sent and received is recorded, once set.
     capture: OnceLock<Capture>,
 }
 
-/// The table's handle on a TCP connection task.
+/// The table's handle on a TCP or TLS connection task.
 struct Connection {
     id: u64,
     queue: mpsc::Sender<Bytes>,
@@ -188,6 +240,16 @@ impl Transports {
         listen: &[SocketAddr],
         opts: TransportOptions,
     ) -> Result<(Transports, mpsc::Receiver<Inbound>), BindError> {
+        Self::bind_with_tls(listen, TlsOptions::default(), opts).await
+    }
+
+    /// [`bind`](Self::bind), and TLS listeners on `tls.listen` (which needs `tls.server`);
+    /// outgoing TLS connections verify servers with `tls.client`.
+    pub async fn bind_with_tls(
+        listen: &[SocketAddr],
+        tls: TlsOptions,
+        opts: TransportOptions,
+    ) -> Result<(Transports, mpsc::Receiver<Inbound>), BindError> {
         if listen.is_empty() {
             return Err(BindError::NoAddress);
         }
@@ -195,26 +257,42 @@ impl Transports {
         for &addr in listen {
             bound.push(bind_pair(addr)?);
         }
+        let mut tls_listeners = Vec::with_capacity(tls.listen.len());
+        if tls.server.is_some() {
+            for &addr in &tls.listen {
+                let fail = |error| BindError::Socket { transport: Transport::Tls, addr, error };
+                let listener = tcp_listener(addr).map_err(fail)?;
+                let local = listener.local_addr().map_err(fail)?;
+                tls_listeners.push((listener, local));
+            }
+        }
         let (inbound, receiver) = mpsc::channel(INBOUND_QUEUE);
         let runtime = Handle::current();
         let shared = Arc::new(Shared {
             opts,
+            tls,
             inbound,
             connections: Mutex::new(HashMap::new()),
             next_connection: AtomicU64::new(0),
             send_failures: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
+            handshake_failures: AtomicU64::new(0),
+            failures: Mutex::new(None),
             runtime: runtime.clone(),
             capture: OnceLock::new(),
         });
-        let mut inner = Inner { shared: shared.clone(), udp: Vec::new(), tcp: Vec::new(), tasks: Vec::new() };
-        for Bound { udp, udp_sender, udp_addr, tcp, tcp_addr } in bound {
-            let task = runtime.spawn(receive_udp(udp, udp_addr, shared.clone()));
+        let mut inner = Inner { shared: shared.clone(), udp: Vec::new(), streams: Vec::new(), tasks: Vec::new() };
+        let streams = bound.into_iter().map(|b| {
+            let task = runtime.spawn(receive_udp(b.udp, b.udp_addr, shared.clone()));
             inner.tasks.push(task.abort_handle());
-            inner.udp.push((udp_addr, udp_sender));
-            let task = runtime.spawn(accept_tcp(tcp, tcp_addr, shared.clone()));
+            inner.udp.push((b.udp_addr, b.udp_sender));
+            (Transport::Tcp, b.tcp, b.tcp_addr)
+        });
+        let streams: Vec<_> = streams.chain(tls_listeners.into_iter().map(|(l, a)| (Transport::Tls, l, a))).collect();
+        for (transport, listener, local) in streams {
+            let task = runtime.spawn(accept_streams(listener, local, transport, shared.clone()));
             inner.tasks.push(task.abort_handle());
-            inner.tcp.push(tcp_addr);
+            inner.streams.push((transport, local));
         }
         Ok((Transports { inner: Arc::new(inner) }, receiver))
     }
@@ -224,12 +302,47 @@ impl Transports {
     pub fn send(&self, t: Transmit) {
         match t.transport {
             Transport::Udp => self.send_udp(t.dest, &t.data),
-            Transport::Tcp => self.inner.shared.send_tcp(t.dest, t.data),
+            stream => self.inner.shared.send_stream(stream, t.dest, t.data),
         }
     }
 
+    /// Opens a TCP or TLS connection to `dest` now (TLS: handshake and certificate check
+    /// included) and returns its local address, which a phone names in its Via and Contact so
+    /// that the server reaches it back over this connection (RFC 5626 §4.2). Messages sent to
+    /// `dest` over `transport` then use it. Fails if such a connection is already open.
+    pub async fn connect(&self, transport: Transport, dest: SocketAddr) -> Result<SocketAddr, ConnectError> {
+        let shared = &self.inner.shared;
+        if transport == Transport::Udp {
+            return Err(ConnectError::Connect(io::Error::other("UDP has no connections")));
+        }
+        let (id, receiver) = {
+            let mut table = shared.connections();
+            if table.contains_key(&(transport, dest)) {
+                return Err(ConnectError::Connect(io::Error::other("a connection to this peer is already open")));
+            }
+            if table.len() >= shared.opts.max_tcp_connections {
+                return Err(ConnectError::Connect(io::Error::other("too many connections")));
+            }
+            let (id, _, receiver) = shared.register(&mut table, (transport, dest));
+            (id, receiver)
+        };
+        let (opened, result) = tokio::sync::oneshot::channel();
+        shared.runtime.spawn(connect(shared.clone(), id, transport, dest, receiver, Some(opened)));
+        result.await.unwrap_or(Err(ConnectError::TimedOut))
+    }
+
+    /// The outgoing connections that fail from now on (refused, timed out, a TLS certificate not
+    /// trusted), so a shell can tell its user at once instead of waiting for a SIP timeout.
+    /// A later call replaces the receiver.
+    pub fn connect_failures(&self) -> mpsc::Receiver<ConnectFailure> {
+        let (sender, receiver) = mpsc::channel(FAILURE_QUEUE);
+        *self.inner.shared.failures.lock().unwrap_or_else(PoisonError::into_inner) = Some(sender);
+        receiver
+    }
+
     /// Records every datagram and TCP byte sent or received from now on in `capture`
-    /// (`--pcap`). Only the first call has an effect.
+    /// (`--pcap`); for TLS, the encrypted bytes as they cross the socket. Only the first call
+    /// has an effect.
     pub fn set_capture(&self, capture: Capture) {
         if capture.is_enabled() {
             let _ = self.inner.shared.capture.set(capture);
@@ -239,8 +352,7 @@ impl Transports {
     /// The addresses listened on, with the ports the system chose.
     pub fn local_addrs(&self) -> Vec<(Transport, SocketAddr)> {
         let udp = self.inner.udp.iter().map(|(a, _)| (Transport::Udp, *a));
-        let tcp = self.inner.tcp.iter().map(|a| (Transport::Tcp, *a));
-        udp.chain(tcp).collect()
+        udp.chain(self.inner.streams.iter().copied()).collect()
     }
 
     /// What went wrong so far.
@@ -249,6 +361,7 @@ impl Transports {
         TransportStats {
             send_failures: shared.send_failures.load(Ordering::Relaxed),
             connections_refused: shared.connections_refused.load(Ordering::Relaxed),
+            handshake_failures: shared.handshake_failures.load(Ordering::Relaxed),
         }
     }
 
@@ -425,14 +538,14 @@ async fn receive_udp(socket: UdpSocket, local: SocketAddr, shared: Arc<Shared>) 
     }
 }
 
-/// Accepts TCP connections until aborted.
-async fn accept_tcp(listener: TcpListener, local: SocketAddr, shared: Arc<Shared>) {
+/// Accepts TCP or TLS connections until aborted.
+async fn accept_streams(listener: TcpListener, local: SocketAddr, transport: Transport, shared: Arc<Shared>) {
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => shared.adopt(stream, peer),
+            Ok((stream, peer)) => shared.adopt(transport, stream, peer),
             Err(error) => {
                 // Typically out of file descriptors: give closing connections a moment.
-                warn!(%local, %error, "cannot accept TCP connection");
+                warn!(%local, %error, %transport, "cannot accept connection");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -440,7 +553,7 @@ async fn accept_tcp(listener: TcpListener, local: SocketAddr, shared: Arc<Shared
 }
 
 impl Shared {
-    fn connections(&self) -> MutexGuard<'_, HashMap<SocketAddr, Connection>> {
+    fn connections(&self) -> MutexGuard<'_, HashMap<(Transport, SocketAddr), Connection>> {
         self.connections.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -452,115 +565,238 @@ impl Shared {
     /// Registers a connection in the table, returning its id and queue.
     fn register(
         &self,
-        table: &mut HashMap<SocketAddr, Connection>,
-        peer: SocketAddr,
+        table: &mut HashMap<(Transport, SocketAddr), Connection>,
+        key: (Transport, SocketAddr),
     ) -> (u64, mpsc::Sender<Bytes>, mpsc::Receiver<Bytes>) {
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         let (queue, receiver) = mpsc::channel(CONNECTION_QUEUE);
-        table.insert(peer, Connection { id, queue: queue.clone() });
+        table.insert(key, Connection { id, queue: queue.clone() });
         (id, queue, receiver)
     }
 
-    /// Takes over an accepted connection, or refuses it when at the cap.
-    fn adopt(self: &Arc<Self>, stream: TcpStream, peer: SocketAddr) {
+    /// Takes over an accepted connection, or refuses it when at the cap. A TLS connection counts
+    /// from here, before its handshake.
+    fn adopt(self: &Arc<Self>, transport: Transport, stream: TcpStream, peer: SocketAddr) {
         let mut table = self.connections();
         if table.len() >= self.opts.max_tcp_connections {
             drop(table);
             self.connections_refused.fetch_add(1, Ordering::Relaxed);
-            warn!(%peer, max = self.opts.max_tcp_connections, "too many TCP connections: refused");
+            warn!(%peer, %transport, max = self.opts.max_tcp_connections, "too many connections: refused");
             return;
         }
-        let (id, _, queue) = self.register(&mut table, peer);
+        let (id, _, queue) = self.register(&mut table, (transport, peer));
         drop(table);
-        self.runtime.spawn(run_connection(self.clone(), id, stream, peer, queue));
+        self.runtime.spawn(serve_accepted(self.clone(), id, transport, stream, peer, queue));
     }
 
-    fn send_tcp(self: &Arc<Self>, dest: SocketAddr, mut data: Bytes) {
+    fn send_stream(self: &Arc<Self>, transport: Transport, dest: SocketAddr, mut data: Bytes) {
+        let key = (transport, dest);
         let mut table = self.connections();
-        if let Some(connection) = table.get(&dest) {
+        if let Some(connection) = table.get(&key) {
             match connection.queue.try_send(data) {
                 Ok(()) => return,
                 Err(TrySendError::Full(_)) => {
                     drop(table);
-                    self.send_failed(dest, "TCP connection queue full");
+                    self.send_failed(dest, "connection queue full");
                     return;
                 }
                 // The connection just ended: open a new one.
                 Err(TrySendError::Closed(returned)) => {
-                    table.remove(&dest);
+                    table.remove(&key);
                     data = returned;
                 }
             }
         }
         if table.len() >= self.opts.max_tcp_connections {
             drop(table);
-            self.send_failed(dest, "too many TCP connections");
+            self.send_failed(dest, "too many connections");
             return;
         }
-        let (id, queue, receiver) = self.register(&mut table, dest);
+        let (id, queue, receiver) = self.register(&mut table, key);
         drop(table);
         // A new queue has room for its first message.
         let _ = queue.try_send(data);
-        self.runtime.spawn(connect(self.clone(), id, dest, receiver));
+        self.runtime.spawn(connect(self.clone(), id, transport, dest, receiver, None));
     }
 
     /// Takes a finished connection out of the table and counts what it left unsent.
-    fn forget(&self, peer: SocketAddr, id: u64, mut queue: mpsc::Receiver<Bytes>) {
+    fn forget(&self, key: (Transport, SocketAddr), id: u64, mut queue: mpsc::Receiver<Bytes>) {
         {
             let mut table = self.connections();
-            if table.get(&peer).is_some_and(|c| c.id == id) {
-                table.remove(&peer);
+            if table.get(&key).is_some_and(|c| c.id == id) {
+                table.remove(&key);
             }
         }
         queue.close();
         while queue.try_recv().is_ok() {
-            self.send_failed(peer, "TCP connection closed before sending");
+            self.send_failed(key.1, "connection closed before sending");
+        }
+    }
+
+    /// Wraps a TCP stream so that what crosses it is captured, with its real addresses.
+    fn tap(self: &Arc<Self>, stream: TcpStream, peer: SocketAddr) -> io::Result<Tapped> {
+        // Small messages must not wait for more to fill a segment.
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr()?;
+        Ok(Tapped { stream, shared: self.clone(), local, peer })
+    }
+
+    fn report(&self, failure: ConnectFailure) {
+        let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = failures.as_ref() {
+            let _ = sender.try_send(failure);
         }
     }
 }
 
-async fn connect(shared: Arc<Shared>, id: u64, dest: SocketAddr, queue: mpsc::Receiver<Bytes>) {
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(dest)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(error)) => {
-            warn!(%dest, %error, "TCP connect failed");
-            return shared.forget(dest, id, queue);
-        }
-        Err(_) => {
-            warn!(%dest, "TCP connect timed out");
-            return shared.forget(dest, id, queue);
-        }
-    };
-    run_connection(shared, id, stream, dest, queue).await;
-}
-
-async fn run_connection(
+/// Runs an accepted connection: for TLS, the server handshake first, bounded in time.
+async fn serve_accepted(
     shared: Arc<Shared>,
     id: u64,
-    mut stream: TcpStream,
+    transport: Transport,
+    stream: TcpStream,
     peer: SocketAddr,
+    queue: mpsc::Receiver<Bytes>,
+) {
+    let key = (transport, peer);
+    let tapped = match shared.tap(stream, peer) {
+        Ok(tapped) => tapped,
+        Err(error) => {
+            debug!(%peer, %error, "accepted connection unusable");
+            return shared.forget(key, id, queue);
+        }
+    };
+    let local = tapped.local;
+    if transport != Transport::Tls {
+        return run_connection(shared, id, (transport, local, peer), tapped, queue).await;
+    }
+    let Some(config) = shared.tls.server.clone() else { return shared.forget(key, id, queue) };
+    let handshake = tokio_rustls::TlsAcceptor::from(config).accept(tapped);
+    match tokio::time::timeout(shared.tls.handshake_timeout, handshake).await {
+        Ok(Ok(stream)) => run_connection(shared, id, (transport, local, peer), stream, queue).await,
+        Ok(Err(error)) => {
+            debug!(%peer, %error, "TLS handshake failed");
+            shared.handshake_failures.fetch_add(1, Ordering::Relaxed);
+            shared.forget(key, id, queue);
+        }
+        Err(_) => {
+            debug!(%peer, "TLS handshake timed out: closing");
+            shared.handshake_failures.fetch_add(1, Ordering::Relaxed);
+            shared.forget(key, id, queue);
+        }
+    }
+}
+
+/// The caller of [`Transports::connect`], waiting for the outcome.
+type Opened = tokio::sync::oneshot::Sender<Result<SocketAddr, ConnectError>>;
+
+/// Opens a connection to `dest` and runs it; a failure is logged, counted and reported (to
+/// `opened` when someone waits for it, else to [`Transports::connect_failures`]).
+async fn connect(
+    shared: Arc<Shared>,
+    id: u64,
+    transport: Transport,
+    dest: SocketAddr,
+    queue: mpsc::Receiver<Bytes>,
+    mut opened: Option<Opened>,
+) {
+    let key = (transport, dest);
+    let mut tell = |local: SocketAddr| {
+        if let Some(opened) = opened.take() {
+            let _ = opened.send(Ok(local));
+        }
+    };
+    let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(dest)).await {
+        Ok(Ok(stream)) => shared.tap(stream, dest).map_err(ConnectError::Connect),
+        Ok(Err(error)) => Err(ConnectError::Connect(error)),
+        Err(_) => Err(ConnectError::TimedOut),
+    };
+    let error = match tcp {
+        Ok(tapped) => {
+            let ends = (transport, tapped.local, dest);
+            if transport != Transport::Tls {
+                tell(tapped.local);
+                return run_connection(shared, id, ends, tapped, queue).await;
+            }
+            match tls_handshake(&shared, tapped, dest).await {
+                Ok(stream) => {
+                    tell(ends.1);
+                    return run_connection(shared, id, ends, stream, queue).await;
+                }
+                Err(error) => error,
+            }
+        }
+        Err(error) => error,
+    };
+    shared.forget(key, id, queue);
+    match opened {
+        // The caller of `Transports::connect` says what went wrong, its own way.
+        Some(opened) => {
+            debug!(%dest, %transport, %error, "connection failed");
+            let _ = opened.send(Err(error));
+        }
+        None => {
+            warn!(%dest, %transport, %error, "connection failed");
+            shared.report(ConnectFailure { transport, dest, error });
+        }
+    }
+}
+
+/// The client side of a TLS handshake over `tapped`, verifying the server's certificate.
+async fn tls_handshake(
+    shared: &Shared,
+    tapped: Tapped,
+    dest: SocketAddr,
+) -> Result<tokio_rustls::client::TlsStream<Tapped>, ConnectError> {
+    let (Some(config), Some(name)) = (shared.tls.client.clone(), shared.tls.server_name(dest)) else {
+        return Err(ConnectError::NoTls);
+    };
+    let shown = name.to_str().into_owned();
+    let handshake = tokio_rustls::TlsConnector::from(config).connect(name, tapped);
+    let result = match tokio::time::timeout(shared.tls.handshake_timeout, handshake).await {
+        Ok(Ok(stream)) => return Ok(stream),
+        Ok(Err(error)) => match rustls_error(&error) {
+            Some(rustls::Error::InvalidCertificate(_)) => {
+                let Some(rustls) = rustls_error(&error).cloned() else { return Err(ConnectError::Handshake(error)) };
+                ConnectError::Untrusted { name: shown, error: rustls }
+            }
+            _ => ConnectError::Handshake(error),
+        },
+        Err(_) => ConnectError::TimedOut,
+    };
+    shared.handshake_failures.fetch_add(1, Ordering::Relaxed);
+    Err(result)
+}
+
+/// A connection's transport, local address and peer.
+type Ends = (Transport, SocketAddr, SocketAddr);
+
+async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    shared: Arc<Shared>,
+    id: u64,
+    ends: Ends,
+    mut stream: S,
     mut queue: mpsc::Receiver<Bytes>,
 ) {
-    // Small messages must not wait for more to fill a segment.
-    let _ = stream.set_nodelay(true);
-    match drive(&shared, &mut stream, peer, &mut queue).await {
-        Ok(()) => debug!(%peer, "TCP connection closed"),
-        Err(error) => debug!(%peer, %error, "TCP connection failed"),
+    let (transport, _, peer) = ends;
+    match drive(&shared, &mut stream, ends, &mut queue).await {
+        Ok(()) => debug!(%peer, %transport, "connection closed"),
+        Err(error) => debug!(%peer, %transport, %error, "connection failed"),
     }
-    shared.forget(peer, id, queue);
+    // A TLS peer is owed a close_notify; for TCP this is the FIN the drop would send anyway.
+    let _ = tokio::time::timeout(CLOSE_NOTIFY, stream.shutdown()).await;
+    shared.forget((transport, peer), id, queue);
 }
 
 /// Moves bytes both ways until the peer closes, the connection idles out, the stream can no
 /// longer be framed, or the transports are dropped.
-async fn drive(
+async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
     shared: &Shared,
-    stream: &mut TcpStream,
-    peer: SocketAddr,
+    stream: &mut S,
+    (transport, local, peer): Ends,
     queue: &mut mpsc::Receiver<Bytes>,
 ) -> io::Result<()> {
-    let local = stream.local_addr()?;
     let idle = shared.opts.tcp_idle_timeout;
-    let (mut reader, mut writer) = stream.split();
     let mut framer = StreamFramer::new(shared.opts.max_message_size);
     let mut buf = vec![0; TCP_READ_BUFFER];
     let mut batch = BytesMut::new();
@@ -569,35 +805,29 @@ async fn drive(
     tokio::pin!(deadline);
     loop {
         tokio::select! {
-            read = reader.read(&mut buf), if reading => {
+            read = stream.read(&mut buf), if reading => {
                 let n = read?;
                 if n == 0 {
                     return Ok(());
                 }
                 deadline.as_mut().reset(Instant::now() + idle);
-                if let Some(capture) = shared.capture.get() {
-                    capture.tcp(peer, local, &buf[..n]);
-                }
                 framer.push(&buf[..n]);
                 while let Some(frame) = framer.next_frame() {
                     let (data, too_large) = match frame {
                         Frame::Message(data) => (data, false),
                         Frame::TooLarge { head } => (head, true),
                         Frame::Ping => {
-                            write(&mut writer, b"\r\n", idle).await?;
-                            if let Some(capture) = shared.capture.get() {
-                                capture.tcp(local, peer, b"\r\n");
-                            }
+                            write(stream, b"\r\n", idle).await?;
                             continue;
                         }
                         Frame::Invalid { head } => {
                             let start = head.split(|&b| b == b'\n').next().unwrap_or_default();
-                            warn!(%peer, start_line = %String::from_utf8_lossy(start).trim_end(),
-                                "invalid Content-Length: closing TCP connection");
+                            warn!(%peer, %transport, start_line = %String::from_utf8_lossy(start).trim_end(),
+                                "invalid Content-Length: closing connection");
                             return Ok(());
                         }
                     };
-                    let inbound = Inbound { transport: Transport::Tcp, source: peer, local, data, too_large };
+                    let inbound = Inbound { transport, source: peer, local, data, too_large };
                     if shared.inbound.send(inbound).await.is_err() {
                         return Ok(());
                     }
@@ -611,17 +841,14 @@ async fn drive(
             message = queue.recv() => {
                 let Some(message) = message else { return Ok(()) };
                 let data = collect_batch(message, queue, &mut batch);
-                write(&mut writer, data, idle).await?;
-                if let Some(capture) = shared.capture.get() {
-                    capture.tcp(local, peer, data);
-                }
+                write(stream, data, idle).await?;
                 batch.clear();
                 if reading {
                     deadline.as_mut().reset(Instant::now() + idle);
                 }
             }
             () = &mut deadline => {
-                debug!(%peer, reading, "closing idle TCP connection");
+                debug!(%peer, %transport, reading, "closing idle connection");
                 return Ok(());
             }
         }
@@ -640,10 +867,61 @@ fn collect_batch<'a>(first: Bytes, queue: &mut mpsc::Receiver<Bytes>, batch: &'a
     batch
 }
 
-async fn write(writer: &mut WriteHalf<'_>, data: &[u8], limit: Duration) -> io::Result<()> {
-    match tokio::time::timeout(limit, writer.write_all(data)).await {
+/// Writes and flushes (TLS holds records back until flushed), within `limit`.
+async fn write<S: AsyncWrite + Unpin>(stream: &mut S, data: &[u8], limit: Duration) -> io::Result<()> {
+    let written = async {
+        stream.write_all(data).await?;
+        stream.flush().await
+    };
+    match tokio::time::timeout(limit, written).await {
         Ok(result) => result,
         Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "peer stopped reading")),
+    }
+}
+
+/// A TCP stream that records what crosses it in the capture (`--pcap`) as TCP segments between
+/// its real addresses: for TLS, the encrypted records, as a capture on the wire would see them.
+struct Tapped {
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    local: SocketAddr,
+    peer: SocketAddr,
+}
+
+impl AsyncRead for Tapped {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = poll
+            && let Some(capture) = this.shared.capture.get()
+            && let Some(new) = buf.filled().get(before..).filter(|b| !b.is_empty())
+        {
+            capture.tcp(this.peer, this.local, new);
+        }
+        poll
+    }
+}
+
+impl AsyncWrite for Tapped {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.stream).poll_write(cx, data);
+        if let Poll::Ready(Ok(n)) = poll
+            && let Some(capture) = this.shared.capture.get()
+            && let Some(sent) = data.get(..n).filter(|b| !b.is_empty())
+        {
+            capture.tcp(this.local, this.peer, sent);
+        }
+        poll
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 
@@ -1039,5 +1317,161 @@ mod tests {
         })
         .await;
         assert!(complete, "captured: {:?}", captured(&std::fs::read(&path).unwrap()));
+    }
+
+    /// A server certificate for 127.0.0.1 in `dir`, its server config and a client config
+    /// trusting it.
+    fn tls_pair(dir: &std::path::Path) -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
+        let (files, _) = crate::io::tls::self_signed(dir, &["127.0.0.1".to_owned()]).unwrap();
+        let client = crate::io::tls::client_config(Some(&files.certificate)).unwrap();
+        (files.server_config().unwrap(), client)
+    }
+
+    async fn bind_tls(tls: TlsOptions, opts: TransportOptions) -> (Transports, mpsc::Receiver<Inbound>) {
+        let listen = ["127.0.0.1:0".parse().unwrap()];
+        let tls = TlsOptions { listen: listen.to_vec(), ..tls };
+        Transports::bind_with_tls(&listen, tls, opts).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn tls_client_and_server_exchange_sip_over_one_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let (server_config, client_config) = tls_pair(dir.path());
+        let (server, mut server_rx) =
+            bind_tls(TlsOptions { server: Some(server_config), ..TlsOptions::default() }, opts()).await;
+        let server_addr = addr_of(&server, Transport::Tls);
+        assert_ne!(server_addr, addr_of(&server, Transport::Tcp));
+        let (client, mut client_rx) = Transports::bind_with_tls(
+            &["127.0.0.1:0".parse().unwrap()],
+            TlsOptions { client: Some(client_config), ..TlsOptions::default() },
+            opts(),
+        )
+        .await
+        .unwrap();
+        client.send(Transmit { transport: Transport::Tls, dest: server_addr, data: Bytes::from_static(OPTIONS) });
+        let inbound = next(&mut server_rx).await;
+        assert_eq!((inbound.transport, inbound.local, &inbound.data[..]), (Transport::Tls, server_addr, OPTIONS));
+
+        // The answer goes back over the client's own connection: it has no TLS listener.
+        server.send(Transmit { transport: Transport::Tls, dest: inbound.source, data: Bytes::from_static(MESSAGE) });
+        let answer = next(&mut client_rx).await;
+        assert_eq!((answer.transport, answer.source, &answer.data[..]), (Transport::Tls, server_addr, MESSAGE));
+        assert_eq!(answer.local, inbound.source);
+        assert_eq!((server.connection_count(), client.connection_count()), (1, 1));
+        assert_eq!(server.stats(), TransportStats::default());
+    }
+
+    #[tokio::test]
+    async fn tls_ping_is_answered_with_pong_inside_tls() {
+        let dir = tempfile::tempdir().unwrap();
+        let (server_config, client_config) = tls_pair(dir.path());
+        let (server, mut rx) =
+            bind_tls(TlsOptions { server: Some(server_config), ..TlsOptions::default() }, opts()).await;
+        let tcp = TcpStream::connect(addr_of(&server, Transport::Tls)).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(client_config).connect(name, tcp).await.unwrap();
+        tls.write_all(b"\r\n\r\n").await.unwrap();
+        let mut pong = [0; 2];
+        tokio::time::timeout(WAIT, tls.read_exact(&mut pong)).await.unwrap().unwrap();
+        assert_eq!(&pong, b"\r\n");
+        tls.write_all(OPTIONS).await.unwrap();
+        assert_eq!(&next(&mut rx).await.data[..], OPTIONS);
+    }
+
+    #[tokio::test]
+    async fn tls_handshake_timeout_closes_a_silent_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let (server_config, _) = tls_pair(dir.path());
+        let tls = TlsOptions {
+            server: Some(server_config),
+            handshake_timeout: Duration::from_millis(200),
+            ..TlsOptions::default()
+        };
+        let (server, _rx) = bind_tls(tls, opts()).await;
+        let started = Instant::now();
+        let mut silent = TcpStream::connect(addr_of(&server, Transport::Tls)).await.unwrap();
+        assert!(eventually(|| server.connection_count() == 1).await);
+        assert!(closed_by_peer(&mut silent).await);
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert!(eventually(|| server.connection_count() == 0).await);
+        assert_eq!(server.stats().handshake_failures, 1);
+    }
+
+    #[tokio::test]
+    async fn handshaking_tls_connections_count_against_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (server_config, _) = tls_pair(dir.path());
+        let (server, _rx) = bind_tls(
+            TlsOptions { server: Some(server_config), ..TlsOptions::default() },
+            TransportOptions { max_tcp_connections: 1, ..opts() },
+        )
+        .await;
+        let _handshaking = TcpStream::connect(addr_of(&server, Transport::Tls)).await.unwrap();
+        assert!(eventually(|| server.connection_count() == 1).await);
+        let mut refused = TcpStream::connect(addr_of(&server, Transport::Tls)).await.unwrap();
+        assert!(closed_by_peer(&mut refused).await);
+        assert_eq!(server.stats().connections_refused, 1);
+        let mut tcp_refused = TcpStream::connect(addr_of(&server, Transport::Tcp)).await.unwrap();
+        assert!(closed_by_peer(&mut tcp_refused).await);
+        assert_eq!(server.stats().connections_refused, 2);
+    }
+
+    #[tokio::test]
+    async fn untrusted_server_certificate_is_reported_with_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let (server_config, _) = tls_pair(dir.path());
+        let (server, mut server_rx) =
+            bind_tls(TlsOptions { server: Some(server_config), ..TlsOptions::default() }, opts()).await;
+        let server_addr = addr_of(&server, Transport::Tls);
+        let (client, _rx) = Transports::bind_with_tls(
+            &["127.0.0.1:0".parse().unwrap()],
+            TlsOptions {
+                client: Some(crate::io::tls::client_config(None).unwrap()),
+                server_names: HashMap::from([(server_addr, "127.0.0.1".to_owned())]),
+                ..TlsOptions::default()
+            },
+            opts(),
+        )
+        .await
+        .unwrap();
+        let mut failures = client.connect_failures();
+        client.send(Transmit { transport: Transport::Tls, dest: server_addr, data: Bytes::from_static(OPTIONS) });
+        let failure = tokio::time::timeout(WAIT, failures.recv()).await.unwrap().unwrap();
+        assert_eq!((failure.transport, failure.dest), (Transport::Tls, server_addr));
+        assert!(
+            matches!(&failure.error, ConnectError::Untrusted { name, .. } if name == "127.0.0.1"),
+            "{:?}",
+            failure.error
+        );
+        assert!(eventually(|| client.connection_count() == 0).await);
+        assert_eq!(client.stats().send_failures, 1);
+        assert!(tokio::time::timeout(Duration::from_millis(200), server_rx.recv()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn capture_of_tls_holds_the_encrypted_bytes_on_the_real_ports() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tls.pcap");
+        let capture = Capture::create(&path, 1 << 20).unwrap();
+        let (server_config, client_config) = tls_pair(dir.path());
+        let (server, mut server_rx) =
+            bind_tls(TlsOptions { server: Some(server_config), ..TlsOptions::default() }, opts()).await;
+        server.set_capture(capture.clone());
+        let (client, _rx) = Transports::bind_with_tls(
+            &["127.0.0.1:0".parse().unwrap()],
+            TlsOptions { client: Some(client_config), ..TlsOptions::default() },
+            opts(),
+        )
+        .await
+        .unwrap();
+        let server_addr = addr_of(&server, Transport::Tls);
+        client.send(Transmit { transport: Transport::Tls, dest: server_addr, data: Bytes::from_static(OPTIONS) });
+        let inbound = next(&mut server_rx).await;
+        capture.flush();
+        let records = captured(&std::fs::read(&path).unwrap());
+        let payload: Vec<u8> = records.iter().flat_map(|r| r.3.clone()).collect();
+        assert!(records.iter().all(|r| r.0 == 6 && (r.1 == server_addr || r.2 == server_addr)));
+        assert!(records.iter().any(|r| r.1 == inbound.source && r.2 == server_addr && r.3.first() == Some(&0x16)));
+        assert!(!payload.windows(7).any(|w| w == b"OPTIONS"), "plaintext SIP in the TLS capture");
     }
 }

@@ -28,7 +28,7 @@ impl LocalAddrs {
         }
         if let Some((host, port)) = &self.advertise
             && host.eq_ignore_case(&uri.host)
-            && (port.is_none() || *port == uri.port)
+            && (port.is_none() || *port == uri.port || uri.port.is_some_and(|p| self.has_port(p)))
         {
             return true;
         }
@@ -58,7 +58,8 @@ impl LocalAddrs {
         self.domain.as_deref().and_then(|d| d.parse::<IpAddr>().ok()) == Some(ip)
     }
 
-    /// Our host and port as seen from `peer` over `transport`: the advertised address, else the
+    /// Our host and port as seen from `peer` over `transport`: the advertised address (its port
+    /// is the UDP and TCP one: TLS keeps its own listening port), else the
     /// listening address of that transport and family, with an unspecified IP replaced by the
     /// loopback address (for a loopback peer) or the first interface address of the family.
     pub fn toward(&self, peer: SocketAddr, transport: Transport) -> (Host, u16) {
@@ -71,6 +72,7 @@ impl LocalAddrs {
             .map(|(_, a)| *a)
             .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, 5060)));
         if let Some((host, port)) = &self.advertise {
+            let port = port.filter(|_| transport != Transport::Tls);
             return (host.clone(), port.unwrap_or(listen.port()));
         }
         let ip = if !listen.ip().is_unspecified() {
@@ -119,6 +121,19 @@ mod tests {
         assert!(!l.is_us(&uri("sip:10.0.0.2")));
         assert!(!l.is_us(&uri("sip:bob@elsewhere.example")));
         assert!(!l.is_us(&uri("tel:+15551234")));
+    }
+
+    #[test]
+    fn advertised_port_is_not_used_for_tls_but_our_tls_port_is_still_us() {
+        let mut l = local();
+        l.listen.push((Transport::Tls, "0.0.0.0:5061".parse().unwrap()));
+        l.advertise = Some((Host::Domain("sip.example".into()), Some(5070)));
+        let peer = "192.0.2.9:40000".parse().unwrap();
+        assert_eq!(l.toward(peer, Transport::Udp), (Host::Domain("sip.example".into()), 5070));
+        assert_eq!(l.toward(peer, Transport::Tls), (Host::Domain("sip.example".into()), 5061));
+        assert!(l.is_us(&uri("sip:sip.example:5061;transport=tls;lr")));
+        assert!(l.is_us(&uri("sip:sip.example:5070;lr")));
+        assert!(!l.is_us(&uri("sip:sip.example:5099;lr")));
     }
 
     #[test]

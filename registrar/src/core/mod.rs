@@ -271,7 +271,7 @@ impl Core {
                     consume_credentials(&mut request, &self.settings.realm);
                 }
                 let (proxy, mut ctx) = self.split(now, wall);
-                proxy.on_request(&mut ctx, id, request);
+                proxy.on_request(&mut ctx, id, request, source);
             }
         }
     }

@@ -1,6 +1,7 @@
 //! The transaction-stateful proxy (RFC 3261 §16): request validation and loop detection
 //! (§16.3), Route processing (§16.4), target determination from the location service (§16.5),
-//! forwarding with Via and Record-Route (§16.6), parallel forking with best-response selection
+//! forwarding with Via and Record-Route (§16.6; two Record-Route values when the request changes
+//! transport, RFC 5658 §4), `sips:` requests only over TLS (RFC 5630 §3.1.3), parallel forking with best-response selection
 //! (§16.7), CANCEL propagation (§16.10) and stateless forwarding of ACKs for 2xx and of stray
 //! responses (§16.11).
 
@@ -56,6 +57,8 @@ pub(super) struct Proxy {
 /// The response context of one proxied request (§16.7).
 struct Call {
     request: Request,
+    /// Where the request came from: the hop the caller's side of the dialog uses.
+    source: Target,
     /// The branch prefix of every branch: magic cookie and loop hash (§16.6 step 8).
     cookie: String,
     branches: Vec<(ClientId, Branch)>,
@@ -124,7 +127,7 @@ pub(super) fn needs_auth(req: &Request, local: &LocalAddrs) -> bool {
 }
 
 impl Proxy {
-    pub(super) fn on_request(&mut self, ctx: &mut Ctx<'_>, id: ServerId, mut req: Request) {
+    pub(super) fn on_request(&mut self, ctx: &mut Ctx<'_>, id: ServerId, mut req: Request, source: Target) {
         let refuse = |ctx: &mut Ctx<'_>, req: &Request, status: u16, why: &str| {
             let phrase = proto::sip::reason_phrase(status);
             ctx.respond(id, req.response(status).with_reason(format!("{phrase} ({why})")));
@@ -154,9 +157,16 @@ impl Proxy {
             if !ctx.accounts.contains_key(&user) {
                 return refuse(ctx, &req, 404, "no such extension");
             }
-            let bindings = ctx.store.lookup(&user, ctx.wall);
+            let mut bindings = ctx.store.lookup(&user, ctx.wall);
             if bindings.is_empty() {
                 return refuse(ctx, &req, 480, "the extension is not registered");
+            }
+            if req.uri.scheme == Scheme::Sips {
+                // RFC 5630 §3.1.3: a sips: request goes to contacts reached over TLS only.
+                bindings.retain(|b| b.transport == Transport::Tls);
+                if bindings.is_empty() {
+                    return refuse(ctx, &req, 480, "no contact of the extension is reachable over TLS");
+                }
             }
             for b in &bindings {
                 if let Some(plan) = branch_for_binding(&req, b) {
@@ -177,8 +187,16 @@ impl Proxy {
             // §16.2: tell the caller we are working on it, so it stops retransmitting.
             ctx.respond(id, req.response(100));
         }
+        if req.uri.scheme == Scheme::Sips
+            && plans.iter().any(|(_, hop)| matches!(hop, NextHop::Direct(t) if t.transport != Transport::Tls))
+        {
+            return refuse(ctx, &req, 480, "a sips: request cannot be forwarded over a transport other than TLS");
+        }
         let record_route = !in_dialog && req.method != Method::Register;
+        // §16.6 step 4: a sips: Request-URI gets a sips: Record-Route.
+        let placeholder = if req.uri.scheme == Scheme::Sips { RECORD_ROUTE_SIPS } else { RECORD_ROUTE_PLACEHOLDER };
         let mut call = Call {
+            source,
             request: req,
             cookie,
             branches: Vec::new(),
@@ -192,10 +210,10 @@ impl Proxy {
         for (mut branch_req, hop) in plans {
             if record_route {
                 // Added when the transport is known, in `send_branch`.
-                branch_req.headers.push_front(HeaderName::RecordRoute, RECORD_ROUTE_PLACEHOLDER);
+                branch_req.headers.push_front(HeaderName::RecordRoute, placeholder);
             }
             match hop {
-                NextHop::Direct(target) => match send_branch(ctx, branch_req, target, &call.cookie) {
+                NextHop::Direct(target) => match send_branch(ctx, branch_req, target, &call.cookie, call.source) {
                     Some(client) => {
                         call.branches.push((client, Branch::Calling));
                         self.branches.insert(client, id);
@@ -254,7 +272,7 @@ impl Proxy {
                     return self.maybe_finish(ctx, id);
                 }
                 match targets.first() {
-                    Some(&target) => match send_branch(ctx, request, target, &call.cookie) {
+                    Some(&target) => match send_branch(ctx, request, target, &call.cookie, call.source) {
                         Some(client) => {
                             call.branches.push((client, Branch::Calling));
                             self.branches.insert(client, id);
@@ -477,6 +495,8 @@ impl Proxy {
 /// A stand-in Record-Route value, replaced in [`send_branch`] once the outgoing transport and
 /// address are known.
 const RECORD_ROUTE_PLACEHOLDER: &str = "<sip:record-route-placeholder>";
+/// The same, for a request whose Record-Route must be a `sips:` URI.
+const RECORD_ROUTE_SIPS: &str = "<sips:record-route-placeholder>";
 
 /// §16.4: if the Request-URI is a Record-Route value of ours, a strict router sent this and the
 /// real target is the last Route; then a top Route naming us is removed. Returns true when a
@@ -509,10 +529,15 @@ fn top_route(req: &Request) -> Option<Uri> {
 }
 
 /// The next hop for a URI: direct for an IP literal, a DNS lookup for a host name (RFC 3263).
+/// A `sips:` URI, or `transport=tls`, means TLS, on port 5061 unless the URI names one.
 fn hop_for_uri(uri: &Uri) -> NextHop {
-    let transport = uri.transport_param().and_then(|t| t.parse().ok()).unwrap_or(Transport::Udp);
-    match uri.socket_addr() {
-        Some(addr) => NextHop::Direct(Target { transport, addr }),
+    let named = uri.transport_param().and_then(|t| t.parse().ok());
+    let transport = if uri.scheme == Scheme::Sips { Transport::Tls } else { named.unwrap_or(Transport::Udp) };
+    match uri.host.ip() {
+        Some(ip) => NextHop::Direct(Target {
+            transport,
+            addr: std::net::SocketAddr::new(ip, uri.port.unwrap_or(transport.default_port())),
+        }),
         None => NextHop::Lookup(uri.clone()),
     }
 }
@@ -541,18 +566,38 @@ fn branch_for_binding(req: &Request, b: &Binding) -> Option<(Request, NextHop)> 
 }
 
 /// §16.6 steps 4–8: Record-Route and Via for the chosen transport, then a client transaction.
-/// `None` if the transaction layer refused the request (logged).
-fn send_branch(ctx: &mut Ctx<'_>, mut req: Request, target: Target, cookie: &str) -> Option<ClientId> {
-    let (host, port) = ctx.settings.local.toward(target.addr, target.transport);
-    if req.headers.get(HeaderName::RecordRoute) == Some(RECORD_ROUTE_PLACEHOLDER) {
-        let transport = if target.transport == Transport::Tcp { ";transport=tcp" } else { "" };
+/// When the request leaves over another transport or address than it came in on (UDP in, TLS
+/// out), two Record-Route values name us, one for each side (RFC 5658 §4): each side's requests
+/// then reach us over its own transport. `None` if the transaction layer refused the request
+/// (logged).
+fn send_branch(ctx: &mut Ctx<'_>, mut req: Request, target: Target, cookie: &str, source: Target) -> Option<ClientId> {
+    let local = &ctx.settings.local;
+    let (host, port) = local.toward(target.addr, target.transport);
+    let placeholder = req.headers.get(HeaderName::RecordRoute);
+    let sips = placeholder == Some(RECORD_ROUTE_SIPS);
+    if sips || placeholder == Some(RECORD_ROUTE_PLACEHOLDER) {
         req.headers.remove_first(HeaderName::RecordRoute);
-        req.headers.push_front(HeaderName::RecordRoute, format!("<sip:{host}:{port}{transport};lr>"));
+        let outward = record_route(&host, port, target.transport, sips);
+        let inward = local.toward(source.addr, source.transport);
+        let inward = record_route(&inward.0, inward.1, source.transport, sips && source.transport == Transport::Tls);
+        if inward != outward {
+            req.headers.push_front(HeaderName::RecordRoute, inward);
+        }
+        req.headers.push_front(HeaderName::RecordRoute, outward);
     }
     let branch = format!("{cookie}{:016x}", ctx.rng.random::<u64>());
     req.headers
         .push_front(HeaderName::Via, format!("SIP/2.0/{} {host}:{port};branch={branch};rport", target.transport));
     ctx.txns.send_request(req, target, ctx.now).inspect_err(|e| warn!(error = %e, "cannot forward request")).ok()
+}
+
+/// A Record-Route value naming us at `host:port` over `transport` (RFC 3261 §16.6 step 4).
+fn record_route(host: &Host, port: u16, transport: Transport, sips: bool) -> String {
+    match transport {
+        _ if sips => format!("<sips:{host}:{port};lr>"),
+        Transport::Udp => format!("<sip:{host}:{port};lr>"),
+        stream => format!("<sip:{host}:{port};transport={};lr>", stream.param()),
+    }
 }
 
 /// Forwards without a transaction, with a branch derived from the incoming one so that a

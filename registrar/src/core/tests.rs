@@ -14,6 +14,7 @@ use super::*;
 use crate::location::MemoryStore;
 
 const REGISTRAR: &str = "127.0.0.1:5060";
+const REGISTRAR_TLS: &str = "127.0.0.1:5061";
 const WALL: u64 = 1_800_000_000;
 
 struct Harness {
@@ -37,7 +38,11 @@ impl Harness {
             local: LocalAddrs {
                 domain: None,
                 interface_ips: vec![],
-                listen: vec![(Transport::Udp, addr(REGISTRAR)), (Transport::Tcp, addr(REGISTRAR))],
+                listen: vec![
+                    (Transport::Udp, addr(REGISTRAR)),
+                    (Transport::Tcp, addr(REGISTRAR)),
+                    (Transport::Tls, addr(REGISTRAR_TLS)),
+                ],
                 advertise: None,
             },
             realm: "test".into(),
@@ -70,8 +75,27 @@ impl Harness {
 
     /// Feeds a message as if it arrived over UDP from `from`; returns everything sent in reply.
     fn feed(&mut self, text: &str, from: &str) -> Vec<(Target, Message)> {
-        self.core.handle_input(Transport::Udp, addr(from), text.as_bytes(), false, self.now, self.wall);
+        self.feed_over(Transport::Udp, text, from)
+    }
+
+    /// Feeds a message as if it arrived over `transport` from `from`.
+    fn feed_over(&mut self, transport: Transport, text: &str, from: &str) -> Vec<(Target, Message)> {
+        self.core.handle_input(transport, addr(from), text.as_bytes(), false, self.now, self.wall);
         self.sent()
+    }
+
+    /// REGISTER `user` over TLS from the connection at `from`, its Contact naming that address.
+    fn register_over_tls(&mut self, user: &str, password: &str, from: &str) -> Response {
+        let contact = format!("Contact: <sip:{user}@{from};transport=tls>\r\n");
+        let tls = |text: String| text.replace("SIP/2.0/UDP", "SIP/2.0/TLS");
+        let call_id = format!("reg-tls-{user}");
+        let first = tls(self.register_request(user, from, &call_id, 1, &contact, None));
+        let challenge = only_response(self.feed_over(Transport::Tls, &first, from));
+        let auth = answer(&challenge, HeaderName::WwwAuthenticate, "REGISTER", "sip:127.0.0.1:5060", user, password);
+        let second = tls(self.register_request(user, from, &call_id, 2, &contact, Some(&auth)));
+        let sent = self.feed_over(Transport::Tls, &second, from);
+        assert_eq!(sent[0].0, Target { transport: Transport::Tls, addr: addr(from) }, "answered over the connection");
+        only_response(sent)
     }
 
     fn sent(&mut self) -> Vec<(Target, Message)> {
@@ -680,4 +704,49 @@ fn answers_name_no_software_unless_server_header_is_configured() {
     assert_eq!(ok.headers.get(HeaderName::Server), Some("voip-registrar/1.0"));
     let challenge = only_response(h.feed(&reg, "127.0.0.1:5071"));
     assert_eq!(challenge.headers.get(HeaderName::Server), Some("voip-registrar/1.0"));
+}
+
+#[test]
+fn call_from_udp_to_a_tls_phone_goes_over_its_connection_with_a_record_route_per_transport() {
+    let mut h = Harness::new();
+    let tls_phone = "127.0.0.1:40001";
+    assert_eq!(h.register_over_tls("1002", "pw2", tls_phone).status, 200);
+    let sent = h.invite("1001", "pw1", "127.0.0.1:5071", "sip:1002@127.0.0.1:5060", "udp-to-tls");
+    let forwarded = requests(&sent);
+    let [(target, invite)] = &forwarded[..] else { panic!("one INVITE: {forwarded:?}") };
+    assert_eq!(*target, Target { transport: Transport::Tls, addr: addr(tls_phone) });
+    assert!(invite.headers.get(HeaderName::Via).unwrap().starts_with("SIP/2.0/TLS 127.0.0.1:5061;"));
+    // RFC 5658 §4: the callee's side first (TLS), then the caller's (UDP).
+    let routes: Vec<&str> = invite.headers.get_all(HeaderName::RecordRoute).collect();
+    assert_eq!(routes, ["<sip:127.0.0.1:5061;transport=tls;lr>", "<sip:127.0.0.1:5060;lr>"]);
+
+    // The callee's BYE, routed by both values, goes to the caller over UDP.
+    let bye = "BYE sip:1001@127.0.0.1:5071 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:40001;branch=z9hG4bKbye1\r\n\
+               Route: <sip:127.0.0.1:5061;transport=tls;lr>, <sip:127.0.0.1:5060;lr>\r\nMax-Forwards: 70\r\n\
+               From: <sip:1002@127.0.0.1>;tag=callee\r\nTo: <sip:1001@127.0.0.1>;tag=cudp-to-tls\r\n\
+               Call-ID: udp-to-tls\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n";
+    let sent = h.feed_over(Transport::Tls, bye, tls_phone);
+    let [(target, bye)] = &requests(&sent)[..] else { panic!("one BYE: {sent:?}") };
+    assert_eq!(*target, Target { transport: Transport::Udp, addr: addr("127.0.0.1:5071") });
+    assert!(bye.headers.get(HeaderName::Route).is_none(), "both of our Route values are consumed");
+}
+
+#[test]
+fn sips_request_is_not_forwarded_to_a_contact_registered_over_udp() {
+    let mut h = Harness::new();
+    h.register("1002", "pw2", "127.0.0.1:5072", "Contact: <sip:1002@127.0.0.1:5072>\r\n");
+    let sent = h.invite("1001", "pw1", "127.0.0.1:5071", "sips:1002@127.0.0.1", "sips-udp");
+    assert_eq!(statuses(&sent), [480], "{sent:?}");
+    assert!(requests(&sent).is_empty());
+}
+
+#[test]
+fn sips_request_to_a_tls_contact_gets_a_sips_record_route() {
+    let mut h = Harness::new();
+    h.register_over_tls("1002", "pw2", "127.0.0.1:40002");
+    let sent = h.invite("1001", "pw1", "127.0.0.1:5071", "sips:1002@127.0.0.1", "sips-tls");
+    let [(target, invite)] = &requests(&sent)[..] else { panic!("one INVITE: {sent:?}") };
+    assert_eq!(target.transport, Transport::Tls);
+    let routes: Vec<&str> = invite.headers.get_all(HeaderName::RecordRoute).collect();
+    assert_eq!(routes, ["<sips:127.0.0.1:5061;lr>", "<sip:127.0.0.1:5060;lr>"]);
 }

@@ -21,7 +21,7 @@ use rand::RngCore;
 use tracing::debug;
 
 use super::digest::Digest;
-use super::{CommandError, Event, UserAgent, udp};
+use super::{CommandError, Event, UserAgent, over};
 
 /// Why a call ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,10 +228,11 @@ impl UserAgent {
         let offer = create_offer(&self.settings.media, u64::from(self.rng.next_u32()), 1);
         invite.headers.push(HeaderName::ContentType, "application/sdp");
         invite.body = Bytes::from(offer.to_string());
-        let client = self.layer.send_request(invite.clone(), udp(dest), now).map_err(|e| {
-            debug!(%e, "INVITE not sent");
-            CommandError::Unreachable(target.to_string())
-        })?;
+        let client =
+            self.layer.send_request(invite.clone(), over(self.settings.transport, dest), now).map_err(|e| {
+                debug!(%e, "INVITE not sent");
+                CommandError::Unreachable(target.to_string())
+            })?;
         let outgoing = Outgoing {
             client,
             dest,
@@ -329,7 +330,7 @@ impl UserAgent {
         let dest = dialog.next_hop().socket_addr().or(registrar);
         let bye = dialog.request(Method::Bye, &sent_by, &mut self.rng);
         let sent = match (bye, dest) {
-            (Ok(bye), Some(addr)) => self.layer.send_request(bye, udp(addr), now).ok(),
+            (Ok(bye), Some(addr)) => self.layer.send_request(bye, over(self.settings.transport, addr), now).ok(),
             _ => None,
         };
         match sent {
@@ -386,7 +387,7 @@ impl UserAgent {
             Ok(InviteProgress::Retransmission(_)) => {
                 if let Some((ack, dest)) = &o.ack {
                     let message = Message::Request(ack.clone());
-                    self.layer.send_stateless(&message, udp(*dest));
+                    self.layer.send_stateless(&message, over(self.settings.transport, *dest));
                 }
             }
             Ok(InviteProgress::Redundant(mut dialog)) => {
@@ -394,7 +395,7 @@ impl UserAgent {
                 if let (Ok((ack, bye)), Some(addr)) =
                     (dialog.ack_and_bye(&call.invite, &self.sent_by, &mut self.rng), dest)
                 {
-                    let target = udp(addr);
+                    let target = over(self.settings.transport, addr);
                     self.layer.send_stateless(&Message::Request(ack), target);
                     let _ = self.layer.send_request(bye, target, now);
                 }
@@ -418,7 +419,7 @@ impl UserAgent {
         let dest = dialog.next_hop().socket_addr().or(registrar);
         if let (Ok(ack), Some(addr)) = (dialog.ack_for_2xx(&call.invite, None, &sent_by, &mut self.rng), dest) {
             let message = Message::Request(ack.clone());
-            self.layer.send_stateless(&message, udp(addr));
+            self.layer.send_stateless(&message, over(self.settings.transport, addr));
             o.ack = Some((ack, addr));
         }
         call.phase = Phase::Confirmed;
@@ -451,7 +452,7 @@ impl UserAgent {
             invite.headers.set(HeaderName::CSeq, format!("{} INVITE", cseq.seq.wrapping_add(1)));
         }
         o.digest.authorize(&mut invite, &mut self.rng);
-        match self.layer.send_request(invite.clone(), udp(o.dest), now) {
+        match self.layer.send_request(invite.clone(), over(self.settings.transport, o.dest), now) {
             Ok(client) => {
                 o.client = client;
                 call.invite = invite;
@@ -493,7 +494,7 @@ impl UserAgent {
         let ours = DialogId::of_response(response).is_some_and(|id| o.dialogs.get(&id).is_some());
         if let (true, true, Some((ack, dest))) = (is_invite_2xx, ours, &o.ack) {
             let message = Message::Request(ack.clone());
-            self.layer.send_stateless(&message, udp(*dest));
+            self.layer.send_stateless(&message, over(self.settings.transport, *dest));
         }
     }
 

@@ -66,8 +66,12 @@ pub struct Settings {
     pub password: String,
     /// Our domain: the host part of our address of record.
     pub domain: String,
-    /// The address our SIP socket is bound to, as the peers reach it.
+    /// The address our SIP socket is bound to, as the peers reach it; over TCP or TLS, the
+    /// local address of our connection to the registrar, which is reached back through it.
     pub local: SocketAddr,
+    /// The signalling transport: every request goes over it, and Via and Contact name it
+    /// (`transport=tls`, RFC 5626 §4.2: the registrar reaches us over our own connection).
+    pub transport: Transport,
     /// The registrar, also the outbound proxy for calls to extensions.
     pub registrar: Option<SocketAddr>,
     /// The registration interval we ask for, in seconds.
@@ -217,11 +221,14 @@ impl UserAgent {
     pub fn new(settings: Settings, seed: u64) -> UserAgent {
         let mut rng = StdRng::seed_from_u64(seed);
         let sent_by = SentBy {
-            transport: Transport::Udp,
+            transport: settings.transport,
             host: Host::from(settings.local.ip()),
             port: Some(settings.local.port()),
         };
-        let contact = Uri::sip(Some(&settings.user), Host::from(settings.local.ip()), Some(settings.local.port()));
+        let mut contact = Uri::sip(Some(&settings.user), Host::from(settings.local.ip()), Some(settings.local.port()));
+        if settings.transport != Transport::Udp {
+            contact.params.set("transport", Some(settings.transport.param()));
+        }
         let registration = settings.registrar.map(|_| {
             let aor = Uri::sip(Some(&settings.user), Host::Domain(settings.domain.clone()), None);
             let request_uri = Uri::sip(None, Host::Domain(settings.domain.clone()), None);
@@ -248,6 +255,12 @@ impl UserAgent {
             referred: None,
             events: VecDeque::new(),
         }
+    }
+
+    /// The signalling transport; [`Transport::Tls`] when SIP (and so any SDES key in the SDP)
+    /// travels encrypted.
+    pub fn transport(&self) -> Transport {
+        self.settings.transport
     }
 
     /// Our address of record, `sip:user@domain`.
@@ -368,7 +381,7 @@ impl UserAgent {
         let mut request = registration.request(expires);
         request.headers.push_front(HeaderName::Via, self.sent_by.via(&new_branch(&mut self.rng)));
         self.reg_digest.authorize(&mut request, &mut self.rng);
-        match self.layer.send_request(request, udp(registrar), now) {
+        match self.layer.send_request(request, over(self.settings.transport, registrar), now) {
             Ok(id) => registration.state = RegState::Pending { id, expires },
             Err(e) => debug!(%e, "REGISTER not sent"),
         }
@@ -440,7 +453,7 @@ impl UserAgent {
     }
 }
 
-/// Where a message goes over UDP, the one transport the phone uses so far.
-fn udp(addr: SocketAddr) -> Target {
-    Target { transport: Transport::Udp, addr }
+/// Where a message goes: to `addr` over the phone's one signalling transport.
+fn over(transport: Transport, addr: SocketAddr) -> Target {
+    Target { transport, addr }
 }

@@ -25,7 +25,7 @@ use proto::transaction::{ClientId, ServerId};
 use tracing::debug;
 
 use super::call::{HangupReason, Phase, Retransmit};
-use super::{CommandError, Event, UserAgent, udp};
+use super::{CommandError, Event, UserAgent, over};
 
 /// How long each DTMF digit sent by INFO lasts, in milliseconds.
 const INFO_DURATION_MS: u32 = 160;
@@ -171,7 +171,7 @@ impl UserAgent {
         };
         request.headers.push(HeaderName::ContentType, "application/sdp");
         request.body = Bytes::from(offer.to_string());
-        match self.layer.send_request(request.clone(), udp(dest), now) {
+        match self.layer.send_request(request.clone(), over(self.settings.transport, dest), now) {
             Ok(client) => s.reinvite = Some(Reinvite { client, request, offer, dest, hold: s.want_hold }),
             Err(e) => {
                 debug!(%e, "re-INVITE not sent");
@@ -199,7 +199,7 @@ impl UserAgent {
             && *client == id
         {
             // A retransmission of the 2xx we already accepted: ACK it again.
-            self.layer.send_stateless(&Message::Request(ack.clone()), udp(*dest));
+            self.layer.send_stateless(&Message::Request(ack.clone()), over(self.settings.transport, *dest));
             return;
         }
         if status < 200 {
@@ -209,7 +209,7 @@ impl UserAgent {
         let _ = dialog.receive_response(response);
         if (200..300).contains(&status) {
             if let Ok(ack) = dialog.ack_for_2xx(&reinvite.request, None, &sent_by, &mut self.rng) {
-                self.layer.send_stateless(&Message::Request(ack.clone()), udp(reinvite.dest));
+                self.layer.send_stateless(&Message::Request(ack.clone()), over(self.settings.transport, reinvite.dest));
                 s.ack = Some((id, ack, reinvite.dest));
             }
             let negotiated = std::str::from_utf8(&response.body)
@@ -359,7 +359,7 @@ impl UserAgent {
         let Ok(mut info) = dialog.request(Method::Info, &sent_by, &mut self.rng) else { return };
         info.headers.push(HeaderName::ContentType, "application/dtmf-relay");
         info.body = Bytes::from(format!("Signal={digit}\r\nDuration={INFO_DURATION_MS}\r\n"));
-        match self.layer.send_request(info, udp(dest), now) {
+        match self.layer.send_request(info, over(self.settings.transport, dest), now) {
             Ok(client) => s.info_pending = Some(client),
             Err(e) => debug!(%e, "INFO not sent"),
         }
@@ -405,7 +405,7 @@ impl UserAgent {
             _ => false,
         };
         if same && (200..300).contains(&response.status) {
-            self.layer.send_stateless(&Message::Request(ack.clone()), udp(*dest));
+            self.layer.send_stateless(&Message::Request(ack.clone()), over(self.settings.transport, *dest));
         }
     }
 

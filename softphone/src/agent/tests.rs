@@ -28,6 +28,7 @@ fn settings(registrar: bool, auto_answer: bool) -> Settings {
         password: "pw1001".into(),
         domain: "voip.test".into(),
         local: addr(PHONE),
+        transport: Transport::Udp,
         registrar: registrar.then(|| addr(REGISTRAR)),
         register_expires: 300,
         media: LocalMedia::new(addr(PHONE).ip(), 40_000),
@@ -1116,4 +1117,22 @@ fn a_callee_referred_by_its_caller_notifies_on_the_callers_dialog_and_calls_the_
     assert_eq!(statuses_sent(&mut ua), [200]);
     assert_eq!(events(&mut ua), [Event::OldLegHungUp { reason: HangupReason::Remote }]);
     assert!(!ua.is_idle(), "the call to the target goes on");
+}
+
+#[test]
+fn over_tls_every_request_names_and_uses_tls() {
+    let mut ua = UserAgent::new(Settings { transport: Transport::Tls, ..settings(true, false) }, 7);
+    assert_eq!(ua.transport(), Transport::Tls);
+    let now = Instant::now();
+    ua.register(now).unwrap();
+    let transmit = ua.poll_transmit().unwrap();
+    assert_eq!(transmit.target, Target { transport: Transport::Tls, addr: addr(REGISTRAR) });
+    let Message::Request(register) = Message::parse(&transmit.data).unwrap() else { panic!("not a request") };
+    assert!(register.headers.get(HeaderName::Via).unwrap().starts_with("SIP/2.0/TLS "));
+    let contact = register.headers.get(HeaderName::Contact).unwrap();
+    assert!(contact.contains(";transport=tls"), "{contact}");
+
+    ua.dial(&Uri::parse("sip:1002@voip.test").unwrap(), now).unwrap();
+    let invite = ua.poll_transmit().unwrap();
+    assert_eq!(invite.target.transport, Transport::Tls);
 }

@@ -34,7 +34,7 @@ use tracing::debug;
 
 use super::call::{Call, HangupReason, Phase};
 use super::digest::Digest;
-use super::{CommandError, Event, UserAgent, udp};
+use super::{CommandError, Event, UserAgent, over};
 
 /// How long, in seconds, the implicit subscription lasts without news: long enough for the
 /// target to ring until a proxy's Timer C (RFC 3261 §16.6) gives up.
@@ -114,7 +114,7 @@ impl UserAgent {
         refer.headers.push(HeaderName::ReferredBy, format!("<{aor}>"));
         let cseq = refer.headers.cseq().ok()?.seq;
         digest.authorize(&mut refer, &mut self.rng);
-        Some((self.layer.send_request(refer, udp(dest), now).ok()?, cseq))
+        Some((self.layer.send_request(refer, over(self.settings.transport, dest), now).ok()?, cseq))
     }
 
     /// Sends the referral's REFER again with credentials for the challenge in `response`.
@@ -306,7 +306,8 @@ impl UserAgent {
         notify.headers.push_raw(Name::Other(SUBSCRIPTION_STATE.into()), state);
         notify.headers.push(HeaderName::ContentType, SIPFRAG);
         notify.body = format!("SIP/2.0 {status} {}\r\n", reason_phrase(status)).into();
-        match (self.layer.send_request(notify, udp(dest), now), call.notifier.as_deref_mut()) {
+        match (self.layer.send_request(notify, over(self.settings.transport, dest), now), call.notifier.as_deref_mut())
+        {
             (Ok(id), Some(notifier)) => notifier.in_flight = Some(id),
             (Ok(_), None) => {}
             (Err(e), _) => debug!(%e, "NOTIFY not sent"),
@@ -428,7 +429,7 @@ impl UserAgent {
             let dialog = old.dialog_mut()?;
             let dest = dialog.next_hop().socket_addr().or(registrar)?;
             let bye = dialog.request(Method::Bye, &sent_by, &mut self.rng).ok()?;
-            self.layer.send_request(bye, udp(dest), now).ok()
+            self.layer.send_request(bye, over(self.settings.transport, dest), now).ok()
         });
         match sent {
             Some(id) => referred.bye = Some(id),
