@@ -167,6 +167,9 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
         media: media_local,
         auto_answer: config.auto_answer,
         timers: TimerConfig::default(),
+        srtp: config.srtp,
+        // SDES keys only over encrypted signalling (RFC 4568 §8.3): true once SIP runs over TLS.
+        secure_signalling: false,
     };
     let mut agent = UserAgent::new(settings, rand::random());
     let start = Instant::now();
@@ -274,6 +277,7 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                             ui.show(&UiEvent::Answered {
                                 codec: m.session.codec().name().to_owned(),
                                 remote_rtp: negotiated.remote_rtp.to_string(),
+                                srtp: m.session.srtp_profile().map(|p| p.name().to_owned()),
                             });
                             media = Some(m);
                             media_of_old_leg = false;
@@ -309,7 +313,7 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                     let stats = match media.as_mut().filter(|_| media_of_old_leg) {
                         Some(m) => {
                             if let Some(dest) = m.session.stop(now, &mut out) {
-                                send(&rtcp, &capture, &out, dest).await;
+                                send(&rtcp, &capture, &mut m.session, &out, dest).await;
                             }
                             Some(m.session.stats())
                         }
@@ -371,16 +375,10 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                 agent.handle_message(&msg.data, Target { transport: msg.transport, addr: msg.source }, Instant::now());
             }
             got = rtp.recv_from(&mut rtp_buf) => {
-                if let Ok((n, from)) = &got { capture.udp(*from, rtp_addr, rtp_buf.get(..*n).unwrap_or_default()) }
-                if let (Ok((n, from)), Some(m)) = (got, media.as_mut()) {
-                    m.session.handle_datagram(rtp_buf.get(..n).unwrap_or_default(), from, Instant::now());
-                }
+                if let Ok((n, from)) = got { receive(&mut media, &capture, rtp_buf.get(..n).unwrap_or_default(), from, rtp_addr) }
             }
             got = rtcp.recv_from(&mut rtcp_buf) => {
-                if let Ok((n, from)) = &got { capture.udp(*from, rtcp_addr, rtcp_buf.get(..*n).unwrap_or_default()) }
-                if let (Ok((n, from)), Some(m)) = (got, media.as_mut()) {
-                    m.session.handle_datagram(rtcp_buf.get(..n).unwrap_or_default(), from, Instant::now());
-                }
+                if let Ok((n, from)) = got { receive(&mut media, &capture, rtcp_buf.get(..n).unwrap_or_default(), from, rtcp_addr) }
             }
             _ = frame_tick(&mut media) => {
                 if let Some(m) = media.as_mut() {
@@ -391,7 +389,7 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                         ui.show(&UiEvent::OnsetSent { unix_us: unix_us_at(at, rate) });
                     }
                     match m.session.send_frame(&m.frame, now, &mut out) {
-                        Ok(Some(dest)) => send(&rtp, &capture, &out, dest).await,
+                        Ok(Some(dest)) => send(&rtp, &capture, &mut m.session, &out, dest).await,
                         Ok(None) => {}
                         Err(e) => warn!(error = %e, "frame not encoded"),
                     }
@@ -429,7 +427,7 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                 if let Some(m) = media.as_mut()
                     && let Some(dest) = m.session.poll_rtcp(now, &mut rng, &mut out)
                 {
-                    send(&rtcp, &capture, &out, dest).await;
+                    send(&rtcp, &capture, &mut m.session, &out, dest).await;
                 }
                 script.due(&config, now, &mut commands);
                 if hangup_at.take_if(|at| *at <= now).is_some() {
@@ -650,7 +648,7 @@ async fn switch_media<R: rand::RngCore>(
                 && session.frame_samples() == old.session.frame_samples() =>
         {
             if let Some(dest) = old.session.stop(now, out) {
-                send(rtcp, capture, out, dest).await;
+                send(rtcp, capture, &mut old.session, out, dest).await;
             }
             old.session = session;
             old.session.set_muted(old.muted);
@@ -710,7 +708,7 @@ async fn stop_media(
     out: &mut Vec<u8>,
 ) -> crate::media::MediaStats {
     if let Some(dest) = m.session.stop(now, out) {
-        send(rtcp, capture, out, dest).await;
+        send(rtcp, capture, &mut m.session, out, dest).await;
     }
     m.source.close();
     if let Err(e) = m.sink.finish() {
@@ -719,13 +717,29 @@ async fn stop_media(
     m.session.stats()
 }
 
-/// Sends a datagram, recording it in the capture once sent (`--pcap`).
-async fn send(socket: &UdpSocket, capture: &Capture, data: &[u8], dest: SocketAddr) {
-    if socket.send_to(data, dest).await.is_ok()
+/// Sends a packet the media session wrote, sealed for the wire (SRTP when agreed), recording
+/// it in the capture (`--pcap`) once sent, as plain RTP/RTCP so the capture decodes as usual.
+async fn send(socket: &UdpSocket, capture: &Capture, session: &mut MediaSession, plain: &[u8], dest: SocketAddr) {
+    let Some(wire) = session.seal(plain) else { return };
+    if socket.send_to(wire, dest).await.is_ok()
         && capture.is_enabled()
         && let Ok(local) = socket.local_addr()
     {
-        capture.udp(local, dest, data);
+        capture.udp(local, dest, plain);
+    }
+}
+
+/// A datagram from a media socket: to the call's media, and to the capture as the plain packet
+/// the media took (SRTP that fails authentication is dropped, not recorded); as it came when
+/// no call has media.
+fn receive(media: &mut Option<ActiveMedia>, capture: &Capture, datagram: &[u8], from: SocketAddr, local: SocketAddr) {
+    match media.as_mut() {
+        Some(m) => {
+            if let Some(plain) = m.session.handle_datagram(datagram, from, Instant::now()) {
+                capture.udp(from, local, plain);
+            }
+        }
+        None => capture.udp(from, local, datagram),
     }
 }
 
@@ -828,6 +842,8 @@ mod tests {
             media: LocalMedia::new(local.ip(), 40_000),
             auto_answer: false,
             timers: TimerConfig::default(),
+            srtp: crate::agent::SrtpPolicy::Offer,
+            secure_signalling: false,
         };
         let mut agent = UserAgent::new(settings, 1);
         let mut ui = Ui::new(false);

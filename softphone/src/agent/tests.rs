@@ -33,6 +33,8 @@ fn settings(registrar: bool, auto_answer: bool) -> Settings {
         media: LocalMedia::new(addr(PHONE).ip(), 40_000),
         auto_answer,
         timers: TimerConfig::default(),
+        srtp: SrtpPolicy::Offer,
+        secure_signalling: false,
     }
 }
 

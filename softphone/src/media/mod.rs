@@ -30,6 +30,12 @@
 //! The loss the far end reports on our stream in RTCP (its fraction lost) sets how much loss the
 //! Opus encoder plans its in-band FEC for ([`ReportedLoss`]). [`MediaSession::stats`] gives what
 //! a UI shows, with the call's MOS from the E-model ([`proto::rtp::quality`]).
+//!
+//! When offer/answer agreed SRTP ([`Negotiated::srtp`]), the session stays in plain RTP inside
+//! and [`srtp`] sits at its edge: every datagram written for the wire goes through
+//! [`MediaSession::seal`], and [`MediaSession::handle_datagram`] opens what arrives, dropping
+//! and counting ([`MediaStats::srtp_auth_failures`]) what does not authenticate. Both hand the
+//! plain packet back, so a capture (`--pcap`) records RTP and RTCP as if unencrypted.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -45,9 +51,14 @@ use proto::rtp::packet::RtpHeader;
 use proto::rtp::quality::{self, CodecImpairment, ReportedLoss};
 use proto::rtp::schedule::RtcpConfig;
 use proto::rtp::session::{Received, RtpSession, SessionConfig};
+use proto::rtp::srtp::SrtpError;
 use proto::sdp::{Negotiated, TelephoneEvent};
 use rand::RngCore;
 use tracing::debug;
+
+mod srtp;
+
+use srtp::MediaCrypto;
 
 /// The packet loss the Opus encoder plans its FEC for until RTCP says otherwise.
 const EXPECTED_LOSS_PERCENT: u8 = 5;
@@ -108,6 +119,9 @@ pub struct MediaStats {
     pub output_level_dbfs: f32,
     /// Whether the user muted our audio ([`MediaSession::set_muted`]).
     pub muted: bool,
+    /// Under SRTP, the received packets dropped because they did not authenticate (forged,
+    /// corrupted, or under another key; replays are not counted). `None` on plain RTP.
+    pub srtp_auth_failures: Option<u64>,
 }
 
 impl Default for MediaStats {
@@ -127,6 +141,7 @@ impl Default for MediaStats {
             input_level_dbfs: SILENCE_DBFS,
             output_level_dbfs: SILENCE_DBFS,
             muted: false,
+            srtp_auth_failures: None,
         }
     }
 }
@@ -169,6 +184,8 @@ pub struct MediaSession {
     frame: Duration,
     settings: OpusSettings,
     stats: MediaStats,
+    /// SRTP at the socket edge, when agreed.
+    crypto: Option<MediaCrypto>,
 }
 
 /// How we encode Opus, as the user chose it; the far end's `maxaveragebitrate` caps the bitrate
@@ -253,7 +270,11 @@ impl MediaSession {
             impairment: CodecImpairment::for_codec(kind),
             frame,
             settings,
-            stats: MediaStats::default(),
+            stats: MediaStats {
+                srtp_auth_failures: negotiated.srtp.as_ref().map(|_| 0),
+                ..MediaStats::default()
+            },
+            crypto: negotiated.srtp.as_ref().map(MediaCrypto::new),
         })
     }
 
@@ -277,8 +298,14 @@ impl MediaSession {
         self.frame_samples
     }
 
+    /// The SRTP suite protecting the media, `None` on plain RTP.
+    pub fn srtp_profile(&self) -> Option<proto::rtp::srtp::SrtpProfile> {
+        self.crypto.as_ref().map(|c| c.keys().profile)
+    }
+
     /// Whether a new offer/answer outcome keeps this stream: same codec, payload type, frame
-    /// length and far-end addresses, so [`update`](Self::update) can apply it in place.
+    /// length, far-end addresses and SRTP suite (keys may change), so [`update`](Self::update)
+    /// can apply it in place.
     pub fn same_stream(&self, negotiated: &Negotiated) -> bool {
         let kind =
             CodecKind::from_rtpmap(&negotiated.codec.name, negotiated.codec.clock_rate, negotiated.codec.channels);
@@ -289,6 +316,7 @@ impl MediaSession {
             && frame_samples == self.frame_samples
             && negotiated.remote_rtp == self.remote_rtp
             && (negotiated.rtcp_mux || negotiated.remote_rtcp == self.remote_rtcp)
+            && negotiated.srtp.as_ref().map(|k| k.profile) == self.srtp_profile()
     }
 
     /// Applies a new offer/answer outcome of the same stream ([`same_stream`](Self::same_stream))
@@ -306,6 +334,24 @@ impl MediaSession {
         self.held_silent = muted;
         self.telephone_event = usable_events(negotiated, self.kind.clock_rate());
         self.events_in = negotiated.telephone_event.map(|t| t.payload_type);
+        if let (Some(crypto), Some(keys)) = (self.crypto.as_mut(), negotiated.srtp.as_ref()) {
+            crypto.rekey(keys);
+        }
+    }
+
+    /// The datagram to put on the wire for `plain`, a packet this session wrote
+    /// ([`send_frame`](Self::send_frame), [`poll_rtcp`](Self::poll_rtcp), [`stop`](Self::stop)):
+    /// `plain` itself on plain RTP, its SRTP or SRTCP form under SRTP. `None` when it cannot be
+    /// protected (the master key is worn out): drop it.
+    pub fn seal<'a>(&'a mut self, plain: &'a [u8]) -> Option<&'a [u8]> {
+        let Some(crypto) = self.crypto.as_mut() else { return Some(plain) };
+        match crypto.seal(plain) {
+            Ok(()) => Some(&crypto.wire),
+            Err(e) => {
+                debug!(error = %e, "packet not protected; dropped");
+                None
+            }
+        }
     }
 
     /// Mutes or unmutes our audio (the user's mute, apart from hold): while muted every frame
@@ -412,8 +458,32 @@ impl MediaSession {
         Some(dest)
     }
 
-    /// Takes one datagram from the media socket (RTP or RTCP).
-    pub fn handle_datagram(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) {
+    /// Takes one datagram from the media socket (RTP or RTCP), SRTP or SRTCP when agreed, and
+    /// gives back the plain packet it took, for a capture; `None` when it failed
+    /// authentication or was replayed, and was dropped.
+    pub fn handle_datagram<'a>(&'a mut self, datagram: &'a [u8], from: SocketAddr, now: Instant) -> Option<&'a [u8]> {
+        let Some(crypto) = self.crypto.as_mut() else {
+            self.take_datagram(datagram, from, now);
+            return Some(datagram);
+        };
+        let mut plain = std::mem::take(&mut crypto.plain);
+        let opened = crypto.open(datagram, &mut plain);
+        match &opened {
+            Ok(()) => self.take_datagram(&plain, from, now),
+            Err(SrtpError::Replayed { .. } | SrtpError::TooOld { .. }) => {
+                debug!(%from, "replayed SRTP packet dropped");
+            }
+            Err(e) => {
+                debug!(%from, error = %e, "SRTP packet dropped");
+                self.stats.srtp_auth_failures = Some(self.stats.srtp_auth_failures.unwrap_or(0) + 1);
+            }
+        }
+        let crypto = self.crypto.as_mut()?;
+        crypto.plain = plain;
+        opened.ok().map(|()| crypto.plain.as_slice())
+    }
+
+    fn take_datagram(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) {
         match self.rtp.handle_datagram(datagram, from, now) {
             Ok(Received::Media { packet, new_stream }) => {
                 if new_stream {
@@ -601,6 +671,7 @@ mod tests {
             rtcp_mux: false,
             remote_fec: true,
             remote_maxplaybackrate: None,
+            srtp: None,
         }
     }
 
