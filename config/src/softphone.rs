@@ -112,7 +112,10 @@ impl Validate for SoftphoneConfig {
         if let Some(srtp) = &self.srtp
             && !["off", "offer", "require"].contains(&srtp.to_ascii_lowercase().as_str())
         {
-            return Err(Problem::at(&[&["srtp"]], format!("unknown srtp policy {srtp:?}; expected off, offer or require")));
+            return Err(Problem::at(
+                &[&["srtp"]],
+                format!("unknown srtp policy {srtp:?}; expected off, offer or require"),
+            ));
         }
         if self.codecs.is_empty() {
             return Err(Problem::at(&[&["codecs"]], "codecs is empty; expected at least one of opus, pcmu, pcma"));

@@ -270,10 +270,7 @@ impl MediaSession {
             impairment: CodecImpairment::for_codec(kind),
             frame,
             settings,
-            stats: MediaStats {
-                srtp_auth_failures: negotiated.srtp.as_ref().map(|_| 0),
-                ..MediaStats::default()
-            },
+            stats: MediaStats { srtp_auth_failures: negotiated.srtp.as_ref().map(|_| 0), ..MediaStats::default() },
             crypto: negotiated.srtp.as_ref().map(MediaCrypto::new),
         })
     }
@@ -1088,5 +1085,137 @@ mod tests {
             assert!(a.play_frame(now).iter().all(|s| *s == 0), "silence after the BYE");
         }
         assert_eq!(a.poll_timeout(), None, "no more RTCP");
+    }
+
+    /// SRTP keys for A (`a_sends` its own, takes B's) and the mirror image for B.
+    fn srtp_keys(a_key: u8, b_key: u8) -> (proto::sdp::SrtpKeys, proto::sdp::SrtpKeys) {
+        use proto::rtp::srtp::{MasterKey, SrtpProfile};
+        let (ka, kb) = (MasterKey::new([a_key; 16], [a_key; 14]), MasterKey::new([b_key; 16], [b_key; 14]));
+        let keys = |send: &MasterKey, receive: &MasterKey| proto::sdp::SrtpKeys {
+            profile: SrtpProfile::AesCm128HmacSha1_80,
+            send: send.clone(),
+            send_mki: None,
+            receive: receive.clone(),
+            receive_mki: None,
+        };
+        (keys(&ka, &kb), keys(&kb, &ka))
+    }
+
+    /// What B heard of A's 1 kHz PCMU tone sent over real loopback sockets under SRTP: frames
+    /// carrying the tone, packets that differed on the wire from the plain RTP, and B's stats.
+    fn srtp_tone_over_udp(b_takes: u8) -> (usize, usize, MediaStats) {
+        use std::net::UdpSocket;
+        let sock_a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sock_b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock_b.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let (a_addr, b_addr) = (sock_a.local_addr().unwrap(), sock_b.local_addr().unwrap());
+        let (a_keys, mut b_keys) = srtp_keys(1, 2);
+        b_keys.receive = proto::rtp::srtp::MasterKey::new([b_takes; 16], [b_takes; 14]);
+        let mut rng = StdRng::seed_from_u64(5);
+        let start = Instant::now();
+        let with = |remote, keys| Negotiated { srtp: Some(keys), ..negotiated(Codec::pcmu(), 0, remote) };
+        let mut a = MediaSession::new(&with(b_addr, a_keys), OpusSettings::default(), start, &mut rng).unwrap();
+        let mut b = MediaSession::new(&with(a_addr, b_keys), OpusSettings::default(), start, &mut rng).unwrap();
+
+        let mut tone = crate::audio::ToneGenerator::new(1000.0, 8000, 8000.0);
+        let (mut frame, mut plain, mut buf) = (vec![0i16; a.frame_samples()], Vec::new(), vec![0u8; 2048]);
+        let (mut toned, mut hidden) = (0, 0);
+        for i in 0..50u64 {
+            let now = start + Duration::from_millis(20 * i);
+            tone.fill(&mut frame);
+            let dest = a.send_frame(&frame, now, &mut plain).unwrap().unwrap();
+            let wire = a.seal(&plain).unwrap().to_vec();
+            // Same header, a different payload, and the 10-byte tag after it.
+            assert_eq!((wire.len(), &wire[..12]), (plain.len() + 10, &plain[..12]));
+            hidden += usize::from(wire[12..plain.len()] != plain[12..]);
+            sock_a.send_to(&wire, dest).unwrap();
+            let (n, from) = sock_b.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &wire[..], "the wire carries the protected packet");
+            if let Some(opened) = b.handle_datagram(&buf[..n], from, now) {
+                assert_eq!(opened, &plain[..], "B opens exactly what A wrote");
+            }
+            if is_dominated_by(b.play_frame(now), 8000, 1000.0) {
+                toned += 1;
+            }
+        }
+        (toned, hidden, b.stats())
+    }
+
+    #[test]
+    fn srtp_carries_a_tone_over_udp_encrypted_on_the_wire() {
+        let (toned, hidden, stats) = srtp_tone_over_udp(1);
+        assert!(toned >= 40, "only {toned} of 50 frames carried the tone");
+        assert_eq!(hidden, 50, "every payload differs on the wire from the plain RTP");
+        assert_eq!(stats.srtp_auth_failures, Some(0));
+        // All but the first, held on probation and played but not counted (RFC 3550 A.1).
+        assert_eq!(stats.packets_received, 49);
+    }
+
+    #[test]
+    fn srtp_under_the_wrong_key_fails_every_packet_and_plays_silence() {
+        let (toned, _, stats) = srtp_tone_over_udp(9);
+        assert_eq!(toned, 0);
+        assert_eq!(stats.srtp_auth_failures, Some(50));
+        assert_eq!(stats.packets_received, 0);
+        assert!(stats.output_level_dbfs <= SILENCE_DBFS, "{}", stats.output_level_dbfs);
+    }
+
+    #[test]
+    fn srtcp_is_sealed_and_opened_and_a_replay_dropped_uncounted() {
+        let (a_addr, b_addr) = addrs();
+        let (a_keys, b_keys) = srtp_keys(3, 4);
+        let mut rng = StdRng::seed_from_u64(6);
+        let start = Instant::now();
+        let with = |remote, keys| Negotiated { srtp: Some(keys), ..negotiated(Codec::pcmu(), 0, remote) };
+        let mut a = MediaSession::new(&with(b_addr, a_keys), OpusSettings::default(), start, &mut rng).unwrap();
+        let mut b = MediaSession::new(&with(a_addr, b_keys), OpusSettings::default(), start, &mut rng).unwrap();
+        let mut plain = Vec::new();
+        a.send_frame(&vec![0i16; a.frame_samples()], start, &mut plain).unwrap();
+        let wire = a.seal(&plain).unwrap().to_vec();
+        assert!(b.handle_datagram(&wire, a_addr, start).is_some());
+        // A's RTCP BYE, sealed as SRTCP: E bit and index after the packet, then the tag.
+        a.stop(start, &mut plain).unwrap();
+        assert!(proto::rtp::packet::is_rtcp(&plain));
+        let wire = a.seal(&plain).unwrap().to_vec();
+        assert_eq!(wire.len(), plain.len() + 4 + 10);
+        assert_eq!(b.handle_datagram(&wire, a_addr, start), Some(&plain[..]));
+        assert_eq!(b.handle_datagram(&wire, a_addr, start), None, "a replay is dropped");
+        assert_eq!(b.stats().srtp_auth_failures, Some(0), "replays are not counted as forgeries");
+    }
+
+    #[test]
+    fn a_rekey_by_one_side_renews_that_direction_and_keeps_the_other() {
+        let (a_addr, b_addr) = addrs();
+        let (a_keys, b_keys) = srtp_keys(3, 4);
+        let mut rng = StdRng::seed_from_u64(7);
+        let start = Instant::now();
+        let with = |remote, keys| Negotiated { srtp: Some(keys), ..negotiated(Codec::pcmu(), 0, remote) };
+        let mut a = MediaSession::new(&with(b_addr, a_keys.clone()), OpusSettings::default(), start, &mut rng).unwrap();
+        let mut b = MediaSession::new(&with(a_addr, b_keys.clone()), OpusSettings::default(), start, &mut rng).unwrap();
+        let frame = vec![0i16; a.frame_samples()];
+        let mut plain = Vec::new();
+        let mut sealed = |s: &mut MediaSession, at: u64| {
+            s.send_frame(&frame, start + Duration::from_millis(20 * at), &mut plain).unwrap();
+            s.seal(&plain).unwrap().to_vec()
+        };
+        let a_old = sealed(&mut a, 0);
+        let b_old = sealed(&mut b, 0);
+        assert!(b.handle_datagram(&a_old, a_addr, start).is_some());
+
+        // B re-keys its own stream (a re-INVITE): both sides take the new agreement.
+        let new_b = proto::rtp::srtp::MasterKey::new([5; 16], [5; 14]);
+        assert!(b.same_stream(&with(a_addr, proto::sdp::SrtpKeys { send: new_b.clone(), ..b_keys.clone() })));
+        b.update(&with(a_addr, proto::sdp::SrtpKeys { send: new_b.clone(), ..b_keys }), false);
+        a.update(&with(b_addr, proto::sdp::SrtpKeys { receive: new_b, ..a_keys }), false);
+
+        let b_new = sealed(&mut b, 1);
+        assert!(a.handle_datagram(&b_new, b_addr, start).is_some(), "B's stream under its new key");
+        assert_eq!(a.handle_datagram(&b_old, b_addr, start), None, "the old key no longer opens");
+        assert_eq!(a.stats().srtp_auth_failures, Some(1));
+        // A's direction kept its context: its replay window still knows the first packet.
+        assert_eq!(b.handle_datagram(&a_old, a_addr, start), None);
+        assert_eq!(b.stats().srtp_auth_failures, Some(0), "refused as a replay, not as a forgery");
+        let a_next = sealed(&mut a, 1);
+        assert!(b.handle_datagram(&a_next, a_addr, start).is_some());
     }
 }
