@@ -1255,3 +1255,38 @@ fn without_tls_no_key_ever_goes_into_our_sdp() {
         }
     }
 }
+
+#[test]
+fn a_peer_reinvite_with_a_new_key_is_answered_with_our_key_kept() {
+    let mut ua = srtp_phone(SrtpPolicy::Require, true, false, 24);
+    let now = Instant::now();
+    ua.dial(&proto::sip::Uri::parse(&format!("sip:1002@{PEER}")).unwrap(), now).unwrap();
+    let invite = only_request(&mut ua, Method::Invite);
+    let offered = crypto_lines(&invite.body);
+    let offer = parse(std::str::from_utf8(&invite.body).unwrap()).unwrap();
+    let (answer, _) = create_answer(&offer, &peer_media(true), 9, 1).unwrap();
+    let mut ok = reply(&invite, 200, "peer");
+    ok.headers.push(HeaderName::Contact, format!("<sip:1002@{PEER}>"));
+    ok.headers.push(HeaderName::ContentType, "application/sdp");
+    ok.body = Bytes::from(answer.to_string());
+    feed(&mut ua, Message::Response(ok), PEER, now);
+    only_request(&mut ua, Method::Ack);
+    events(&mut ua);
+
+    let mut rekeyed = peer_media(false);
+    rekeyed.crypto = proto::sdp::CryptoAttribute::offer_set(&mut StdRng::seed_from_u64(123));
+    let reoffer = create_offer(&rekeyed, 9, 2).to_string();
+    feed(&mut ua, Message::Request(peer_request(&invite, "INVITE", 1, "re1", &reoffer)), PEER, now);
+    let out = responses(&sent(&mut ua));
+    assert_eq!(out.iter().map(|r| r.status).collect::<Vec<_>>(), [200]);
+    let ours = crypto_lines(&out[0].body);
+    assert_eq!(ours.len(), 1);
+    assert_eq!(ours[0].key, offered[0].key, "our key stays for the call's life");
+    match &events(&mut ua)[..] {
+        [Event::MediaChanged { negotiated, .. }] => {
+            let keys = negotiated.srtp.as_ref().unwrap();
+            assert_eq!((&keys.send, &keys.receive), (&offered[0].key, &rekeyed.crypto[0].key));
+        }
+        other => panic!("expected MediaChanged, got {other:?}"),
+    }
+}
