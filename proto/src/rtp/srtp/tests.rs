@@ -268,3 +268,51 @@ fn master_keys_read_30_bytes_and_hide_in_debug() {
     assert_eq!(SrtpProfile::from_name("AES_CM_128_HMAC_SHA1_32"), Some(SrtpProfile::AesCm128HmacSha1_32));
     assert_eq!(SrtpProfile::from_name("aes_cm_128_hmac_sha1_80"), None);
 }
+
+/// Packets the reference implementation (libsrtp 2) protected under the B.3 master key: RTP with
+/// sequence numbers 65535 then 0 (so the second is under ROC 1), then two SRTCP packets (its
+/// SRTCP index starts at 1), for each suite.
+const LIBSRTP_PROTECTED: [(SrtpProfile, [&str; 4]); 2] = [
+    (
+        SrtpProfile::AesCm128HmacSha1_80,
+        [
+            "8000ffff009fff6000001234b4e179164ff8bfc8a17c2e724b5045be1fa553e3588e917fd5b54a19347b9adcad0f95ce425b922d04ca9c",
+            "8000000000000000000012343a227d59e21611f3cadb7c67ee47db5e4d430faa8ed1a9b3b73f0e76e767878e7ab2d3353342739142868e",
+            "80c9000100001234c4f11c520cb48ea4fa1acbcd5ae0fe2f80000001c16785662d34c0a42511",
+            "80c90001000012341db984675b29e3c2636515929af38b0c800000025b6ab28020b552b47abc",
+        ],
+    ),
+    (
+        SrtpProfile::AesCm128HmacSha1_32,
+        [
+            "8000ffff009fff6000001234b4e179164ff8bfc8a17c2e724b5045be1fa553e3588e917fd5b54a19347b9adcad0f95ce42",
+            "8000000000000000000012343a227d59e21611f3cadb7c67ee47db5e4d430faa8ed1a9b3b73f0e76e767878e7ab2d33533",
+            "80c9000100001234c4f11c520cb48ea4fa1acbcd5ae0fe2f80000001c16785662d34c0a42511",
+            "80c90001000012341db984675b29e3c2636515929af38b0c800000025b6ab28020b552b47abc",
+        ],
+    ),
+];
+
+#[test]
+fn opens_what_the_reference_implementation_protected_across_a_rollover() {
+    for (profile, [rtp_last, rtp_wrapped, rtcp_1, rtcp_2]) in LIBSRTP_PROTECTED {
+        let mut receiver = SrtpContext::new(profile, &rfc_master(), None);
+        let mut out = Vec::new();
+        receiver.unprotect_rtp(&unhex(rtp_last), &mut out).unwrap();
+        assert_eq!(out, rtp(65535, 0x1234, &[0xff; 33]), "{profile}");
+        receiver.unprotect_rtp(&unhex(rtp_wrapped), &mut out).unwrap();
+        assert_eq!(out, rtp(0, 0x1234, &[0; 33]), "{profile}");
+        assert_eq!(receiver.stream(0x1234).roc, 1);
+        for packet in [rtcp_1, rtcp_2] {
+            receiver.unprotect_rtcp(&unhex(packet), &mut out).unwrap();
+            assert_eq!(out, rtcp(0x1234), "{profile}");
+        }
+        // And it protects RTP exactly so, across the same rollover.
+        let mut sender = SrtpContext::new(profile, &rfc_master(), None);
+        let mut wire = Vec::new();
+        sender.protect_rtp(&rtp(65535, 0x1234, &[0xff; 33]), &mut wire).unwrap();
+        assert_eq!(wire, unhex(rtp_last), "{profile}");
+        sender.protect_rtp(&rtp(0, 0x1234, &[0; 33]), &mut wire).unwrap();
+        assert_eq!(wire, unhex(rtp_wrapped), "{profile}");
+    }
+}
