@@ -39,6 +39,8 @@ pub struct SoftphoneConfig {
     pub sip_trace: bool,
     /// Record every SIP, RTP and RTCP packet sent and received in this pcap file.
     pub pcap: Option<std::path::PathBuf>,
+    /// When calls use SRTP, as `--srtp` takes it: `off`, `offer` (the default) or `require`.
+    pub srtp: Option<String>,
     /// The SIP accounts (`[[account]]` tables), in the file's order.
     #[serde(rename = "account")]
     pub accounts: Vec<AccountConfig>,
@@ -57,6 +59,7 @@ impl Default for SoftphoneConfig {
             audio_out: None,
             sip_trace: false,
             pcap: None,
+            srtp: None,
             accounts: Vec::new(),
         }
     }
@@ -115,6 +118,14 @@ impl SoftphoneConfig {
 
 impl Validate for SoftphoneConfig {
     fn validate(&self) -> Result<(), Problem> {
+        if let Some(srtp) = &self.srtp
+            && !["off", "offer", "require"].contains(&srtp.to_ascii_lowercase().as_str())
+        {
+            return Err(Problem::at(
+                &[&["srtp"]],
+                format!("unknown srtp policy {srtp:?}; expected off, offer or require"),
+            ));
+        }
         if self.codecs.is_empty() {
             return Err(Problem::at(&[&["codecs"]], "codecs is empty; expected at least one of opus, pcmu, pcma"));
         }

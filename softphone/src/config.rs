@@ -126,13 +126,23 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS")]
     pub transfer_at: Option<f64>,
     /// Record every SIP, RTP and RTCP packet sent and received in a pcap file for Wireshark.
+    /// SRTP media is recorded decrypted, as plain RTP and RTCP.
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
+    /// SRTP (SDES keys in the SDP, so only over TLS signalling) [default: offer]. `off`: plain
+    /// RTP only. `offer`: over TLS, offer RTP/SAVP and answer RTP/SAVP offers with SRTP and
+    /// RTP/AVP ones in the clear; over UDP/TCP as `off`. `require`: over TLS as `offer` but
+    /// plain offers get 488; over UDP/TCP every call fails.
+    #[arg(long, value_name = "off|offer|require")]
+    pub srtp: Option<String>,
 }
 
 /// What was wrong with the command line.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// `--srtp` or the file's `srtp` is not a policy.
+    #[error("--srtp: {0}")]
+    Srtp(String),
     /// The configuration file could not be read or is not valid.
     #[error(transparent)]
     File(#[from] ::config::ConfigError),
@@ -302,6 +312,8 @@ pub struct Config {
     pub transfer_at: Duration,
     /// Record every packet in this pcap file.
     pub pcap: Option<PathBuf>,
+    /// When calls use SRTP.
+    pub srtp: crate::agent::SrtpPolicy,
 }
 
 impl Config {
@@ -389,6 +401,7 @@ impl Config {
             transfer_at: seconds(cli.transfer_at, "--transfer-at")?.unwrap_or_default(),
             tui: cli.tui,
             pcap: cli.pcap.or(file.pcap),
+            srtp: cli.srtp.or(file.srtp).map(|p| p.parse()).transpose().map_err(ConfigError::Srtp)?.unwrap_or_default(),
         })
     }
 

@@ -205,6 +205,7 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
         media: media_local,
         auto_answer: config.auto_answer,
         timers: TimerConfig::default(),
+        srtp: config.srtp,
     };
     let mut agent = UserAgent::new(settings, rand::random());
     info!(aor = %agent.aor(), transport = %agent.transport(), "account");
@@ -313,6 +314,7 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                             ui.show(&UiEvent::Answered {
                                 codec: m.session.codec().name().to_owned(),
                                 remote_rtp: negotiated.remote_rtp.to_string(),
+                                srtp: m.session.srtp_profile().map(|p| p.name().to_owned()),
                             });
                             media = Some(m);
                             media_of_old_leg = false;
@@ -348,7 +350,7 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                     let stats = match media.as_mut().filter(|_| media_of_old_leg) {
                         Some(m) => {
                             if let Some(dest) = m.session.stop(now, &mut out) {
-                                send(&rtcp, &capture, &out, dest).await;
+                                send(&rtcp, &capture, &mut m.session, &out, dest).await;
                             }
                             Some(m.session.stats())
                         }
@@ -410,16 +412,10 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                 agent.handle_message(&msg.data, Target { transport: msg.transport, addr: msg.source }, Instant::now());
             }
             got = rtp.recv_from(&mut rtp_buf) => {
-                if let Ok((n, from)) = &got { capture.udp(*from, rtp_addr, rtp_buf.get(..*n).unwrap_or_default()) }
-                if let (Ok((n, from)), Some(m)) = (got, media.as_mut()) {
-                    m.session.handle_datagram(rtp_buf.get(..n).unwrap_or_default(), from, Instant::now());
-                }
+                if let Ok((n, from)) = got { receive(media.as_mut().map(|m| &mut m.session), &capture, rtp_buf.get(..n).unwrap_or_default(), from, rtp_addr) }
             }
             got = rtcp.recv_from(&mut rtcp_buf) => {
-                if let Ok((n, from)) = &got { capture.udp(*from, rtcp_addr, rtcp_buf.get(..*n).unwrap_or_default()) }
-                if let (Ok((n, from)), Some(m)) = (got, media.as_mut()) {
-                    m.session.handle_datagram(rtcp_buf.get(..n).unwrap_or_default(), from, Instant::now());
-                }
+                if let Ok((n, from)) = got { receive(media.as_mut().map(|m| &mut m.session), &capture, rtcp_buf.get(..n).unwrap_or_default(), from, rtcp_addr) }
             }
             _ = frame_tick(&mut media) => {
                 if let Some(m) = media.as_mut() {
@@ -430,7 +426,7 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                         ui.show(&UiEvent::OnsetSent { unix_us: unix_us_at(at, rate) });
                     }
                     match m.session.send_frame(&m.frame, now, &mut out) {
-                        Ok(Some(dest)) => send(&rtp, &capture, &out, dest).await,
+                        Ok(Some(dest)) => send(&rtp, &capture, &mut m.session, &out, dest).await,
                         Ok(None) => {}
                         Err(e) => warn!(error = %e, "frame not encoded"),
                     }
@@ -468,7 +464,7 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
                 if let Some(m) = media.as_mut()
                     && let Some(dest) = m.session.poll_rtcp(now, &mut rng, &mut out)
                 {
-                    send(&rtcp, &capture, &out, dest).await;
+                    send(&rtcp, &capture, &mut m.session, &out, dest).await;
                 }
                 script.due(&config, now, &mut commands);
                 if hangup_at.take_if(|at| *at <= now).is_some() {
@@ -689,7 +685,7 @@ async fn switch_media<R: rand::RngCore>(
                 && session.frame_samples() == old.session.frame_samples() =>
         {
             if let Some(dest) = old.session.stop(now, out) {
-                send(rtcp, capture, out, dest).await;
+                send(rtcp, capture, &mut old.session, out, dest).await;
             }
             old.session = session;
             old.session.set_muted(old.muted);
@@ -749,7 +745,7 @@ async fn stop_media(
     out: &mut Vec<u8>,
 ) -> crate::media::MediaStats {
     if let Some(dest) = m.session.stop(now, out) {
-        send(rtcp, capture, out, dest).await;
+        send(rtcp, capture, &mut m.session, out, dest).await;
     }
     m.source.close();
     if let Err(e) = m.sink.finish() {
@@ -758,13 +754,35 @@ async fn stop_media(
     m.session.stats()
 }
 
-/// Sends a datagram, recording it in the capture once sent (`--pcap`).
-async fn send(socket: &UdpSocket, capture: &Capture, data: &[u8], dest: SocketAddr) {
-    if socket.send_to(data, dest).await.is_ok()
+/// Sends a packet the media session wrote, sealed for the wire (SRTP when agreed), recording
+/// it in the capture (`--pcap`) once sent, as plain RTP/RTCP so the capture decodes as usual.
+async fn send(socket: &UdpSocket, capture: &Capture, session: &mut MediaSession, plain: &[u8], dest: SocketAddr) {
+    let Some(wire) = session.seal(plain) else { return };
+    if socket.send_to(wire, dest).await.is_ok()
         && capture.is_enabled()
         && let Ok(local) = socket.local_addr()
     {
-        capture.udp(local, dest, data);
+        capture.udp(local, dest, plain);
+    }
+}
+
+/// A datagram from a media socket: to the call's media, and to the capture as the plain packet
+/// the media took (SRTP that fails authentication is dropped, not recorded); as it came when
+/// no call has media.
+fn receive(
+    session: Option<&mut MediaSession>,
+    capture: &Capture,
+    datagram: &[u8],
+    from: SocketAddr,
+    local: SocketAddr,
+) {
+    match session {
+        Some(session) => {
+            if let Some(plain) = session.handle_datagram(datagram, from, Instant::now()) {
+                capture.udp(from, local, plain);
+            }
+        }
+        None => capture.udp(from, local, datagram),
     }
 }
 
@@ -841,6 +859,81 @@ fn bind_rtp_pair(ip: IpAddr) -> anyhow::Result<(UdpSocket, UdpSocket)> {
 mod tests {
     use super::*;
 
+    /// A PCMU session toward `remote` under SRTP, sending under `send` and taking `receive`.
+    fn srtp_session(remote: SocketAddr, send: u8, receive: u8) -> MediaSession {
+        use proto::rtp::srtp::{MasterKey, SrtpProfile};
+        let keys = proto::sdp::SrtpKeys {
+            profile: SrtpProfile::AesCm128HmacSha1_80,
+            send: MasterKey::new([send; 16], [send; 14]),
+            send_mki: None,
+            receive: MasterKey::new([receive; 16], [receive; 14]),
+            receive_mki: None,
+        };
+        let negotiated = proto::sdp::Negotiated {
+            media_index: 0,
+            remote_rtp: remote,
+            remote_rtcp: SocketAddr::new(remote.ip(), remote.port() + 1),
+            payload_type: 0,
+            codec: Codec::pcmu(),
+            ptime: 20,
+            telephone_event: None,
+            direction: proto::sdp::Direction::SendRecv,
+            rtcp_mux: false,
+            remote_fec: false,
+            remote_maxplaybackrate: None,
+            srtp: Some(keys),
+        };
+        MediaSession::new(&negotiated, Default::default(), Instant::now(), &mut rand::rng()).unwrap()
+    }
+
+    /// `--pcap` over SRTP: both the packets sent and those received are recorded as the plain
+    /// RTP, which tshark decodes as PCMU, and the protected form is nowhere in the file.
+    #[tokio::test]
+    async fn the_capture_records_srtp_media_decrypted_and_tshark_reads_it_as_pcmu() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("srtp.pcap");
+        let capture = Capture::create(&path, DEFAULT_CAPTURE_LIMIT).unwrap();
+        let a_sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b_sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (a_addr, b_addr) = (a_sock.local_addr().unwrap(), b_sock.local_addr().unwrap());
+        let mut a = srtp_session(b_addr, 1, 2);
+        let mut b = srtp_session(a_addr, 2, 1);
+        let (mut plain, mut buf, mut plains, mut wires) = (Vec::new(), vec![0u8; 2048], Vec::new(), Vec::new());
+        let frame: Vec<i16> = (0..160).map(|i| ((i as f64 * 0.785).sin() * 8000.0) as i16).collect();
+        let start = Instant::now();
+        for i in 0..20u64 {
+            let dest = a.send_frame(&frame, start + Duration::from_millis(20 * i), &mut plain).unwrap().unwrap();
+            send(&a_sock, &capture, &mut a, &plain, dest).await;
+            let (n, from) =
+                tokio::time::timeout(Duration::from_secs(2), b_sock.recv_from(&mut buf)).await.unwrap().unwrap();
+            receive(Some(&mut b), &capture, &buf[..n], from, b_addr);
+            plains.push(plain.clone());
+            wires.push(buf[..n].to_vec());
+        }
+        capture.flush();
+        drop(capture);
+        let file = std::fs::read(&path).unwrap();
+        let count = |needle: &[u8]| file.windows(needle.len()).filter(|w| *w == needle).count();
+        for (plain, wire) in plains.iter().zip(&wires) {
+            assert_ne!(plain, wire);
+            assert_eq!(count(plain), 2, "the plain packet, sent and received");
+            assert_eq!(count(&wire[12..]), 0, "no protected payload in the capture");
+        }
+        assert_eq!(b.stats().srtp_auth_failures, Some(0));
+
+        let port = b_addr.port();
+        let out = std::process::Command::new("tshark")
+            .args(["-r", path.to_str().unwrap(), "-d", &format!("udp.port=={port},rtp"), "-q", "-z", "rtp,streams"])
+            .output();
+        match out {
+            Ok(out) => {
+                let text = String::from_utf8_lossy(&out.stdout);
+                assert!(text.contains("g711U"), "tshark sees PCMU RTP: {text}");
+            }
+            Err(e) => eprintln!("tshark not run ({e}); the byte checks above stand"),
+        }
+    }
+
     #[test]
     fn a_call_cancelled_by_cancel_after_exits_zero_but_an_unanswered_one_exits_one() {
         let dialled = Outcome { dialled: true, registered: true, ..Outcome::default() };
@@ -868,6 +961,7 @@ mod tests {
             media: LocalMedia::new(local.ip(), 40_000),
             auto_answer: false,
             timers: TimerConfig::default(),
+            srtp: crate::agent::SrtpPolicy::Offer,
         };
         let mut agent = UserAgent::new(settings, 1);
         let mut ui = Ui::new(false);

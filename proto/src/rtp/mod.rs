@@ -16,6 +16,8 @@
 //! - [`jitter`]: an adaptive jitter buffer with loss, FEC-from-next, reordering, late and
 //!   duplicate handling, restart resynchronisation and clock-drift compensation.
 //! - [`session`]: the above joined for one two-party call: datagrams in, RTP and RTCP out.
+//! - [`srtp`]: SRTP and SRTCP (RFC 3711) with the SDES suites `AES_CM_128_HMAC_SHA1_80` and
+//!   `_32`: protect what we send, authenticate and decrypt what we receive.
 //! - [`quality`]: the E-model's R and MOS (ITU-T G.107) from those figures, and the far end's
 //!   reported loss smoothed for the Opus encoder's FEC.
 //!
@@ -56,4 +58,5 @@ pub mod schedule;
 pub mod sender;
 pub mod seq;
 pub mod session;
+pub mod srtp;
 pub mod stats;

@@ -7,6 +7,8 @@
 //!   order, the `a=crypto` lines (RFC 4568 §9.1) and every attribute it does not model, verbatim.
 //!   [`parse`] reads it and [`SessionDescription`]'s `Display` writes RFC 4566 §5 text with CRLF
 //!   and the fields in the order the RFC lists them.
+//! - [`CryptoAttribute`]: SDES `a=crypto` (RFC 4568 §9.1) read and written, and the choice of a
+//!   crypto suite for an `RTP/SAVP` stream (§7): [`LocalMedia::crypto`] in, [`SrtpKeys`] out.
 //! - [`Codec`] and [`FormatParams`]: rtpmap/fmtp (RFC 4566 §6), the static payload types of
 //!   RFC 3551 §6, Opus (RFC 7587) and telephone-event (RFC 4733).
 //! - [`create_offer`], [`create_reoffer`], [`create_answer`] and [`apply_answer`]: the RFC 3264
@@ -41,6 +43,7 @@
 //! ```
 
 mod codec;
+mod crypto;
 mod model;
 mod negotiate;
 mod read;
@@ -52,9 +55,10 @@ mod fixtures;
 mod tests;
 
 pub use codec::{Codec, FormatParams};
+pub use crypto::{CryptoAttribute, CryptoError};
 pub use model::{Attribute, Direction, Fmtp, MediaKind, MediaSection, Origin, Rtcp, RtpMap, SessionDescription};
 pub use negotiate::{
-    LocalMedia, Negotiated, TelephoneEvent, apply_answer, create_answer, create_offer, create_reoffer,
+    LocalMedia, Negotiated, SrtpKeys, TelephoneEvent, apply_answer, create_answer, create_offer, create_reoffer,
 };
 pub use read::parse;
 
@@ -78,10 +82,22 @@ pub enum SdpError {
     /// The offer's audio has no codec we can use: answer 488 Not Acceptable Here (RFC 3261 §13.3.1.2).
     #[error("none of the offered audio codecs is one we use: answer 488 Not Acceptable Here")]
     NoCommonCodec,
-    /// The offer has no active audio stream over plain RTP (`RTP/AVP` or `RTP/AVPF`) we could take,
-    /// for example only `RTP/SAVP` or only video: answer 488 Not Acceptable Here.
-    #[error("the offer has no active RTP/AVP or RTP/AVPF audio stream: answer 488 Not Acceptable Here")]
+    /// The offer has no active audio stream we could take: only video, or only `RTP/SAVP` when
+    /// we have no SRTP keys to answer with. Answer 488 Not Acceptable Here.
+    #[error("the offer has no active audio stream in a profile we use: answer 488 Not Acceptable Here")]
     NoUsableAudio,
+    /// The offer's audio is plain RTP but our policy requires SRTP: answer 488 Not Acceptable
+    /// Here (RFC 4568 §7.1.2).
+    #[error("the offer's audio is plain RTP/AVP and SRTP is required: answer 488 Not Acceptable Here")]
+    SrtpRequired,
+    /// The offer's `RTP/SAVP` audio has no `a=crypto` line we can use (unknown suites, several
+    /// keys, unsupported parameters): answer 488 Not Acceptable Here (RFC 4568 §7.1.2).
+    #[error("none of the offered a=crypto lines is usable (we take AES_CM_128_HMAC_SHA1_80/_32): answer 488")]
+    NoCryptoSuite,
+    /// The answer's `a=crypto` does not fit our `RTP/SAVP` offer: none, or not a tag and suite we
+    /// offered (RFC 4568 §7.1.3). The call has no usable media security: end it.
+    #[error("the answer's a=crypto does not match our offer: {0}")]
+    CryptoAnswer(&'static str),
     /// The audio stream we would use has no `c=` line at media or session level (RFC 4566 §5.7).
     #[error("media section {media} has no connection address (c=) at media or session level")]
     MissingConnection {

@@ -8,6 +8,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use super::codec::{Codec, FormatParams};
+use super::crypto::{CryptoAttribute, CryptoError};
 
 /// A session description: the session-level lines and the media sections in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,6 +276,18 @@ impl MediaSection {
     /// Whether the protocol is plain, unencrypted RTP: `RTP/AVP` or `RTP/AVPF` (RFC 4585).
     pub fn is_plain_rtp(&self) -> bool {
         self.protocol.eq_ignore_ascii_case("RTP/AVP") || self.protocol.eq_ignore_ascii_case("RTP/AVPF")
+    }
+
+    /// Whether the protocol is SRTP keyed in the SDP: `RTP/SAVP` or `RTP/SAVPF` (RFC 3711 §12,
+    /// RFC 5124), the profiles `a=crypto` lines go with (RFC 4568 §3).
+    pub fn is_sdes_srtp(&self) -> bool {
+        self.protocol.eq_ignore_ascii_case("RTP/SAVP") || self.protocol.eq_ignore_ascii_case("RTP/SAVPF")
+    }
+
+    /// The `a=crypto` lines read as [`CryptoAttribute`]s, each an error if it is one we cannot
+    /// use, in the order written (the writer's preference).
+    pub fn crypto_attributes(&self) -> impl Iterator<Item = Result<CryptoAttribute, CryptoError>> + '_ {
+        self.crypto.iter().map(|value| CryptoAttribute::parse(value))
     }
 
     /// The payload types of the format list, in order (formats that are not numbers are skipped).

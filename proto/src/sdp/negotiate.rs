@@ -8,12 +8,20 @@
 //!   stream we can use is accepted with the first codec in the offer's order that we support
 //!   (§6.1), everything else is rejected with port 0.
 //! - [`apply_answer`]: what an answer to our offer means for the UAC side (§7).
+//!
+//! SDES-SRTP (RFC 4568 §7): with [`LocalMedia::crypto`] set, offers are `RTP/SAVP` with one
+//! `a=crypto` line per suite; an `RTP/SAVP` offer is answered with the first of its lines whose
+//! suite we have, under its tag, with our own key; the answer's line must name a tag and suite
+//! we offered. [`Negotiated::srtp`] then holds both keys. Whether plain `RTP/AVP` may be
+//! answered as well is [`LocalMedia::require_srtp`].
 
 use std::net::{IpAddr, SocketAddr};
 
 use super::SdpError;
 use super::codec::Codec;
+use super::crypto::CryptoAttribute;
 use super::model::{Direction, MediaKind, MediaSection, Origin, SessionDescription};
+use crate::rtp::srtp::{MasterKey, Mki, SrtpProfile};
 
 /// The packet time to use when neither side names one (RFC 3551 §4.5: 20 ms for most codecs).
 const DEFAULT_PTIME: u32 = 20;
@@ -36,6 +44,30 @@ pub struct LocalMedia {
     pub direction: Direction,
     /// Whether our RTP layer can carry RTCP on the RTP port (RFC 5761).
     pub rtcp_mux: bool,
+    /// Our SDES-SRTP keys, one line per suite, most preferred first (RFC 4568). Empty: plain
+    /// RTP only, and `RTP/SAVP` offers are refused. Otherwise our offers are `RTP/SAVP` with
+    /// these lines, and our answers use the key of the suite chosen. Keys go in the SDP in the
+    /// clear: set them only when the signalling is encrypted (RFC 4568 §8.3).
+    pub crypto: Vec<CryptoAttribute>,
+    /// With [`LocalMedia::crypto`] set, refuse plain `RTP/AVP` offers ([`SdpError::SrtpRequired`]).
+    /// Without, answer them in the clear.
+    pub require_srtp: bool,
+}
+
+/// The SRTP keys both sides agreed for the stream (RFC 4568 §6.1): each side sends under its
+/// own master key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrtpKeys {
+    /// The crypto suite.
+    pub profile: SrtpProfile,
+    /// Our master key, for what we send.
+    pub send: MasterKey,
+    /// The MKI we put in what we send, if our line gave one.
+    pub send_mki: Option<Mki>,
+    /// The peer's master key, for what we receive.
+    pub receive: MasterKey,
+    /// The MKI the peer's packets carry, if its line gave one.
+    pub receive_mki: Option<Mki>,
 }
 
 /// An RFC 4733 telephone-event format agreed for the stream.
@@ -75,6 +107,8 @@ pub struct Negotiated {
     pub remote_fec: bool,
     /// The highest sample rate the peer will play Opus at (`maxplaybackrate`, RFC 7587 §6.1).
     pub remote_maxplaybackrate: Option<u32>,
+    /// The SRTP keys when the stream is `RTP/SAVP`; `None` for plain RTP.
+    pub srtp: Option<SrtpKeys>,
 }
 
 impl LocalMedia {
@@ -88,11 +122,14 @@ impl LocalMedia {
             telephone_event: true,
             direction: Direction::SendRecv,
             rtcp_mux: false,
+            crypto: Vec::new(),
+            require_srtp: false,
         }
     }
 }
 
-/// A first offer (RFC 3264 §5) with one `RTP/AVP` audio stream.
+/// A first offer (RFC 3264 §5) with one audio stream: `RTP/AVP`, or `RTP/SAVP` with an
+/// `a=crypto` line for each of `local.crypto`.
 ///
 /// Codecs with a static payload type (RFC 3551 §6) keep it; the others get 96, 97, … in
 /// `local.codecs` order. With `local.telephone_event`, one telephone-event follows per clock rate
@@ -101,7 +138,9 @@ impl LocalMedia {
 /// `version` is the `o=` session version; for a later offer in the same session use
 /// [`create_reoffer`].
 pub fn create_offer(local: &LocalMedia, session_id: u64, version: u64) -> SessionDescription {
-    let mut audio = MediaSection::new(MediaKind::Audio, local.rtp_port, "RTP/AVP", Vec::new());
+    let protocol = if local.crypto.is_empty() { "RTP/AVP" } else { "RTP/SAVP" };
+    let mut audio = MediaSection::new(MediaKind::Audio, local.rtp_port, protocol, Vec::new());
+    audio.crypto = local.crypto.iter().map(ToString::to_string).collect();
     let mut dynamic = 96..=127u8;
     let voice = || local.codecs.iter().filter(|c| !c.is_telephone_event());
     for codec in voice() {
@@ -151,39 +190,88 @@ pub fn create_reoffer(previous: &SessionDescription, local: &LocalMedia) -> Sess
 
 /// Answers an offer (RFC 3264 §6).
 ///
-/// Every offered `m=` line is answered in order. The first active `RTP/AVP` or `RTP/AVPF` audio
-/// stream with a codec we support is accepted: the first such codec in the offer's order, under
-/// the offer's payload type number, plus the offered telephone-event (the one at the codec's
-/// clock rate if there are several), the offer's `a=ptime` and the direction §6.1 gives (our wish
-/// limited by the offer's reverse; `c=0.0.0.0` counts as the offerer not receiving). Every other
-/// stream (video, T.38, MSRP, SRTP, a second audio) is rejected with port 0, its protocol and
-/// formats kept. `session_id` and `version` are our `o=` values for this session.
+/// Every offered `m=` line is answered in order. One active audio stream with a codec we
+/// support is accepted: with `local.crypto`, the first `RTP/SAVP` one with an `a=crypto` line we
+/// can use, else (unless `local.require_srtp`) the first plain `RTP/AVP` or `RTP/AVPF` one;
+/// without, the first plain one. It gets the first such codec in the offer's order, under the
+/// offer's payload type number, plus the offered telephone-event (the one at the codec's clock
+/// rate if there are several), the offer's `a=ptime` and the direction §6.1 gives (our wish
+/// limited by the offer's reverse; `c=0.0.0.0` counts as the offerer not receiving). An SRTP
+/// stream's answer carries one `a=crypto`: the offer's first usable line's tag and suite with
+/// our key for that suite (RFC 4568 §7.1.2). Every other stream (video, T.38, MSRP, a second
+/// audio) is rejected with port 0, its protocol and formats kept. `session_id` and `version`
+/// are our `o=` values for this session.
 ///
-/// Errors: [`SdpError::NoCommonCodec`] or [`SdpError::NoUsableAudio`] (answer 488), or
-/// [`SdpError::MissingConnection`].
+/// Errors, each an answer of 488: [`SdpError::NoCommonCodec`], [`SdpError::NoUsableAudio`],
+/// [`SdpError::SrtpRequired`], [`SdpError::NoCryptoSuite`]; or [`SdpError::MissingConnection`].
 pub fn create_answer(
     offer: &SessionDescription,
     local: &LocalMedia,
     session_id: u64,
     version: u64,
 ) -> Result<(SessionDescription, Negotiated), SdpError> {
-    let mut negotiated = None;
-    let mut audio_without_codec = false;
-    let mut media = Vec::with_capacity(offer.media.len());
-    for (index, offered) in offer.media.iter().enumerate() {
-        if negotiated.is_none() && is_active_audio(offered) {
-            if let Some((section, outcome)) = accept(offer, index, local)? {
-                media.push(section);
-                negotiated = Some(outcome);
-                continue;
+    let secure = !local.crypto.is_empty();
+    let candidates = offer.media.iter().enumerate().filter(|(_, m)| is_active_audio(m));
+    let (srtp, plain): (Vec<_>, Vec<_>) = candidates.partition(|(_, m)| m.is_sdes_srtp());
+    let mut error = None;
+    let mut chosen = None;
+    let order = if secure { srtp.into_iter().chain(plain).collect() } else { plain };
+    for (index, offered) in order {
+        let keys = if offered.is_sdes_srtp() {
+            match choose_crypto(offered, local) {
+                Some(keys) => Some(keys),
+                None => {
+                    error.get_or_insert(SdpError::NoCryptoSuite);
+                    continue;
+                }
             }
-            audio_without_codec = true;
+        } else if local.require_srtp && secure {
+            error.get_or_insert(SdpError::SrtpRequired);
+            continue;
+        } else {
+            None
+        };
+        match accept(offer, index, local, keys)? {
+            Some(accepted) => {
+                chosen = Some((index, accepted));
+                break;
+            }
+            None => {
+                error.get_or_insert(SdpError::NoCommonCodec);
+            }
         }
-        media.push(MediaSection::new(offered.kind.clone(), 0, offered.protocol.clone(), offered.formats.clone()));
     }
-    let negotiated =
-        negotiated.ok_or(if audio_without_codec { SdpError::NoCommonCodec } else { SdpError::NoUsableAudio })?;
+    let Some((chosen_index, (section, negotiated))) = chosen else {
+        return Err(error.unwrap_or(SdpError::NoUsableAudio));
+    };
+    let mut section = Some(section);
+    let media = offer
+        .media
+        .iter()
+        .enumerate()
+        .map(|(index, offered)| match section.take_if(|_| index == chosen_index) {
+            Some(section) => section,
+            None => MediaSection::new(offered.kind.clone(), 0, offered.protocol.clone(), offered.formats.clone()),
+        })
+        .collect();
     Ok((our_session(local, session_id, version, media), negotiated))
+}
+
+/// The offer's first `a=crypto` line we can use, answered with our key for its suite: our line
+/// and the keys both ways.
+fn choose_crypto(offered: &MediaSection, local: &LocalMedia) -> Option<(CryptoAttribute, SrtpKeys)> {
+    offered.crypto_attributes().flatten().find_map(|theirs| {
+        let ours = local.crypto.iter().find(|ours| ours.suite == theirs.suite)?;
+        let line = CryptoAttribute::new(theirs.tag, ours.suite, ours.key.clone());
+        let keys = SrtpKeys {
+            profile: theirs.suite,
+            send: ours.key.clone(),
+            send_mki: None,
+            receive: theirs.key,
+            receive_mki: theirs.mki,
+        };
+        Some((line, keys))
+    })
 }
 
 /// The answer's section for the offer's audio stream `index`, or `None` if no codec fits.
@@ -191,6 +279,7 @@ fn accept(
     offer: &SessionDescription,
     index: usize,
     local: &LocalMedia,
+    crypto: Option<(CryptoAttribute, SrtpKeys)>,
 ) -> Result<Option<(MediaSection, Negotiated)>, SdpError> {
     let Some(offered) = offer.media.get(index) else { return Ok(None) };
     let choice = offered.codecs().filter(|(_, codec)| !codec.is_auxiliary()).find_map(|(pt, theirs)| {
@@ -219,6 +308,8 @@ fn accept(
     section.ptime = ptime;
     section.direction = Some(direction);
     section.rtcp_mux = offered.rtcp_mux && local.rtcp_mux;
+    let (line, srtp) = crypto.unzip();
+    section.crypto = line.iter().map(ToString::to_string).collect();
 
     let outcome = Agreement {
         payload_type,
@@ -227,6 +318,7 @@ fn accept(
         telephone_event,
         direction,
         rtcp_mux: section.rtcp_mux,
+        srtp,
     }
     .toward(offer, index)?;
     Ok(Some((section, outcome)))
@@ -237,12 +329,16 @@ fn accept(
 /// The codec is the first in the answer's format list that we offered; we send it with the
 /// answer's payload type number. Errors: [`SdpError::AnswerMismatch`] when the answer does not
 /// answer each offered `m=` line, [`SdpError::AudioRejected`] when it set our audio's port to 0,
-/// [`SdpError::NoCommonCodec`] when it kept none of our codecs.
+/// [`SdpError::NoCommonCodec`] when it kept none of our codecs, [`SdpError::CryptoAnswer`] when
+/// our `RTP/SAVP` offer is answered without an `a=crypto` line naming a tag and suite we offered.
 pub fn apply_answer(offer: &SessionDescription, answer: &SessionDescription) -> Result<Negotiated, SdpError> {
     if offer.media.len() != answer.media.len() {
         return Err(SdpError::AnswerMismatch { offered: offer.media.len(), answered: answer.media.len() });
     }
-    let index = offer.media.iter().position(is_active_audio).ok_or(SdpError::NoUsableAudio)?;
+    // The audio stream the answer accepted, of those offered (best-effort SRTP offers two).
+    let mut offered = offer.media.iter().enumerate().filter(|(_, m)| is_active_audio(m)).map(|(i, _)| i);
+    let first = offered.clone().next().ok_or(SdpError::NoUsableAudio)?;
+    let index = offered.find(|&i| answer.media.get(i).is_some_and(|m| m.port != 0)).unwrap_or(first);
     let (ours, theirs) = match (offer.media.get(index), answer.media.get(index)) {
         (Some(ours), Some(theirs)) => (ours, theirs),
         _ => return Err(SdpError::NoUsableAudio),
@@ -257,6 +353,7 @@ pub fn apply_answer(offer: &SessionDescription, answer: &SessionDescription) -> 
     let (payload_type, codec) =
         theirs.codecs().find(|(_, codec)| !codec.is_auxiliary() && offered(codec)).ok_or(SdpError::NoCommonCodec)?;
     let telephone_event = pick_telephone_event(theirs, codec.clock_rate, offered);
+    let srtp = if ours.is_sdes_srtp() { Some(answered_crypto(ours, theirs)?) } else { None };
     Agreement {
         payload_type,
         ptime: theirs.ptime.or(ours.ptime).unwrap_or(DEFAULT_PTIME),
@@ -264,8 +361,32 @@ pub fn apply_answer(offer: &SessionDescription, answer: &SessionDescription) -> 
         direction: offer.direction_of(ours).intersect(remote_direction(answer, theirs).reversed()),
         rtcp_mux: ours.rtcp_mux && theirs.rtcp_mux,
         codec,
+        srtp,
     }
     .toward(answer, index)
+}
+
+/// The keys of an `RTP/SAVP` exchange from the answer's `a=crypto` (RFC 4568 §7.1.3): the
+/// first usable line whose tag we offered with the same suite.
+fn answered_crypto(ours: &MediaSection, theirs: &MediaSection) -> Result<SrtpKeys, SdpError> {
+    if theirs.crypto.is_empty() {
+        return Err(SdpError::CryptoAnswer("the answer to our RTP/SAVP offer has no a=crypto line"));
+    }
+    let offered: Vec<CryptoAttribute> = ours.crypto_attributes().flatten().collect();
+    theirs
+        .crypto_attributes()
+        .flatten()
+        .find_map(|answer| {
+            let mine = offered.iter().find(|o| o.tag == answer.tag && o.suite == answer.suite)?;
+            Some(SrtpKeys {
+                profile: answer.suite,
+                send: mine.key.clone(),
+                send_mki: mine.mki,
+                receive: answer.key,
+                receive_mki: answer.mki,
+            })
+        })
+        .ok_or(SdpError::CryptoAnswer("no a=crypto line in the answer names a tag and suite we offered"))
 }
 
 /// What both sides agreed on, before the peer's addresses are looked up.
@@ -276,6 +397,7 @@ struct Agreement {
     telephone_event: Option<TelephoneEvent>,
     direction: Direction,
     rtcp_mux: bool,
+    srtp: Option<SrtpKeys>,
 }
 
 impl Agreement {
@@ -308,13 +430,14 @@ impl Agreement {
             telephone_event: self.telephone_event,
             direction: self.direction,
             rtcp_mux: self.rtcp_mux,
+            srtp: self.srtp,
         })
     }
 }
 
-/// A stream we may take for the call: audio over plain RTP with a non-zero port.
+/// A stream we may take for the call: audio over plain RTP or SDES-SRTP with a non-zero port.
 fn is_active_audio(media: &MediaSection) -> bool {
-    media.port != 0 && media.kind == MediaKind::Audio && media.is_plain_rtp()
+    media.port != 0 && media.kind == MediaKind::Audio && (media.is_plain_rtp() || media.is_sdes_srtp())
 }
 
 /// The direction the peer's description gives a stream, where `c=0.0.0.0` (RFC 2543 hold,

@@ -325,6 +325,7 @@ fn syntax(number: usize, line: &str, reason: &str) -> SdpError {
 mod tests {
     use super::super::fixtures::{FREESWITCH, LINPHONE, RFC4566_EXAMPLE, SAVP_ONLY, WITH_MSRP, WITH_T38};
     use super::*;
+    use crate::rtp::srtp::SrtpProfile;
     use webrtc_sdp::attribute_type::SdpAttributeType;
 
     fn theirs(text: &str) -> webrtc_sdp::SdpSession {
@@ -349,6 +350,8 @@ mod tests {
             "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4\r\n"
         ));
         assert_eq!(parse(&written).unwrap(), ours);
+        let typed: Vec<_> = ours.media[0].crypto_attributes().map(|line| line.map(|l| (l.tag, l.suite))).collect();
+        assert_eq!(typed, [Ok((1, SrtpProfile::AesCm128HmacSha1_80)), Ok((2, SrtpProfile::AesCm128HmacSha1_32))]);
     }
 
     #[test]

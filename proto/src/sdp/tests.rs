@@ -7,6 +7,7 @@ use rand::{Rng, SeedableRng};
 
 use super::fixtures::*;
 use super::*;
+use crate::rtp::srtp::SrtpProfile;
 
 const ALL_FIXTURES: &[&str] = &[
     BARESIP,
@@ -493,4 +494,115 @@ fn exercise(sdp: &SessionDescription) {
     }
     let _ = create_reoffer(sdp, &local());
     let _ = apply_answer(&create_offer(&local(), 1, 1), sdp);
+}
+
+/// Our side with SDES keys from a seeded source.
+fn secure_local(require: bool) -> LocalMedia {
+    LocalMedia { crypto: CryptoAttribute::offer_set(&mut StdRng::seed_from_u64(77)), require_srtp: require, ..local() }
+}
+
+fn crypto_lines(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| l.starts_with("a=crypto:")).collect()
+}
+
+#[test]
+fn srtp_offer_is_answered_with_its_first_usable_line_its_tag_and_our_own_key() {
+    let local = secure_local(true);
+    let (answer, n) = answer_with(SAVP_ONLY, &local);
+    assert_eq!(answer.media[0].protocol, "RTP/SAVP");
+    let ours = CryptoAttribute::parse(&answer.media[0].crypto[0]).unwrap();
+    assert_eq!(answer.media[0].crypto.len(), 1, "one line in the answer");
+    assert_eq!((ours.tag, ours.suite), (1, SrtpProfile::AesCm128HmacSha1_80));
+    assert_eq!(ours.key, local.crypto[0].key, "our own key, not the offerer's");
+    let offered = CryptoAttribute::parse(&parse(SAVP_ONLY).unwrap().media[0].crypto[0]).unwrap();
+    let keys = n.srtp.expect("an SRTP stream");
+    assert_eq!((keys.send, keys.receive, keys.receive_mki), (ours.key.clone(), offered.key.clone(), offered.mki));
+
+    // The offerer comes to the mirror image.
+    let theirs = apply_answer(&parse(SAVP_ONLY).unwrap(), &answer).unwrap().srtp.unwrap();
+    assert_eq!(
+        (theirs.send, theirs.receive, theirs.profile),
+        (offered.key, ours.key, SrtpProfile::AesCm128HmacSha1_80)
+    );
+}
+
+#[test]
+fn unknown_suites_are_skipped_for_one_we_support() {
+    let offer = SAVP_ONLY.replace(
+        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4",
+        "a=crypto:1 AEAD_AES_256_GCM inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVzWVNfX19zZW1jdGwgKCkgewkyMjA7fQp9",
+    );
+    let (answer, n) = answer_with(&offer, &secure_local(true));
+    assert_eq!(crypto_lines(&answer.to_string()).len(), 1);
+    assert!(answer.media[0].crypto[0].starts_with("2 AES_CM_128_HMAC_SHA1_32 inline:"));
+    assert_eq!(n.srtp.unwrap().profile, SrtpProfile::AesCm128HmacSha1_32);
+
+    let none_usable = offer.replace("a=crypto:2 AES_CM_128_HMAC_SHA1_32", "a=crypto:2 F8_128_HMAC_SHA1_80");
+    let offer = parse(&none_usable).unwrap();
+    assert_eq!(create_answer(&offer, &secure_local(false), 1, 1).unwrap_err(), SdpError::NoCryptoSuite);
+}
+
+#[test]
+fn plain_rtp_offer_is_refused_when_srtp_is_required_and_answered_plain_when_not() {
+    let offer = parse(SIPP_UAC).unwrap();
+    assert_eq!(create_answer(&offer, &secure_local(true), 1, 1).unwrap_err(), SdpError::SrtpRequired);
+    let (answer, n) = answer_with(SIPP_UAC, &secure_local(false));
+    assert_eq!(answer.media[0].protocol, "RTP/AVP");
+    assert!(crypto_lines(&answer.to_string()).is_empty(), "no key goes out on a plain stream");
+    assert_eq!(n.srtp, None);
+}
+
+#[test]
+fn best_effort_offer_gets_its_srtp_section_taken_when_we_have_keys() {
+    let (answer, n) = answer_with(SAVP_THEN_AVP, &secure_local(false));
+    assert_eq!(ports(&answer), [40000, 0]);
+    assert_eq!(n.media_index, 0);
+    assert!(n.srtp.is_some());
+}
+
+#[test]
+fn our_srtp_offer_lists_a_line_per_suite_and_checks_the_answers_line() {
+    let local = secure_local(true);
+    let offer = create_offer(&local, 1, 1);
+    let text = offer.to_string();
+    assert!(text.contains("m=audio 40000 RTP/SAVP "), "{text}");
+    assert_eq!(
+        crypto_lines(&text),
+        [format!("a=crypto:{}", local.crypto[0]).as_str(), format!("a=crypto:{}", local.crypto[1]).as_str()]
+    );
+
+    let peer = secure_local(false);
+    let peer = LocalMedia { crypto: CryptoAttribute::offer_set(&mut StdRng::seed_from_u64(78)), ..peer };
+    let (answer, theirs) = create_answer(&parse(&text).unwrap(), &peer, 5, 1).unwrap();
+    let ours = apply_answer(&offer, &answer).unwrap().srtp.unwrap();
+    let theirs = theirs.srtp.unwrap();
+    assert_eq!((&ours.send, &ours.receive), (&theirs.receive, &theirs.send));
+    assert_eq!(ours.send, local.crypto[0].key);
+
+    let mut bad = answer.clone();
+    bad.media[0].crypto.clear();
+    assert!(matches!(apply_answer(&offer, &bad), Err(SdpError::CryptoAnswer(_))));
+    for wrong in ["3 AES_CM_128_HMAC_SHA1_80", "1 AES_CM_128_HMAC_SHA1_32"] {
+        let mut bad = answer.clone();
+        let key = bad.media[0].crypto[0].split_once(" inline:").unwrap().1.to_owned();
+        bad.media[0].crypto = vec![format!("{wrong} inline:{key}")];
+        assert!(matches!(apply_answer(&offer, &bad), Err(SdpError::CryptoAnswer(_))), "{wrong}");
+    }
+}
+
+#[test]
+fn a_reoffer_keeps_our_key_and_a_peer_rekey_is_taken() {
+    let local = secure_local(true);
+    let (answer, first) = answer_with(SAVP_ONLY, &local);
+    // Our re-offer (hold) carries the same line, so the same key.
+    let reoffer = create_reoffer(&answer, &LocalMedia { direction: Direction::SendOnly, ..local.clone() });
+    assert_eq!(reoffer.media[0].crypto, answer.media[0].crypto);
+    // The peer's re-offer with a new key: our answer keeps our key, the receive key changes.
+    let rekeyed =
+        SAVP_ONLY.replace("WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz", "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk");
+    let (again, second) = answer_with(&rekeyed, &local);
+    assert_eq!(again.media[0].crypto, answer.media[0].crypto);
+    let (first, second) = (first.srtp.unwrap(), second.srtp.unwrap());
+    assert_eq!(first.send, second.send);
+    assert_ne!(first.receive, second.receive);
 }

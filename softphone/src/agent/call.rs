@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use proto::dialog::{Dialog, DialogId, DialogSet, InviteProgress, Received, initial_cseq, new_call_id, new_tag};
-use proto::sdp::{Negotiated, SessionDescription, apply_answer, create_answer, create_offer, parse};
+use proto::sdp::{LocalMedia, Negotiated, SessionDescription, apply_answer, create_answer, create_offer, parse};
 use proto::sip::{HeaderName, Message, Method, NameAddr, Request, Response, Uri};
 use proto::transaction::{ClientId, ServerId, Target};
 use rand::RngCore;
@@ -142,6 +142,9 @@ enum Side {
 pub(super) struct Call {
     /// The INVITE as sent (latest, with credentials) or as received.
     invite: Request,
+    /// Our media for this call, with its SRTP keys when it has them; re-offers and answers to
+    /// re-offers use it.
+    pub(super) media: LocalMedia,
     side: Side,
     pub(super) phase: Phase,
     bye: Option<ClientId>,
@@ -158,9 +161,10 @@ pub(super) struct Call {
 
 impl Call {
     /// A call being set up, before any answer, BYE or transfer.
-    fn setup(invite: Request, side: Side) -> Call {
+    fn setup(invite: Request, side: Side, media: LocalMedia) -> Call {
         Call {
             invite,
+            media,
             side,
             phase: Phase::Setup,
             bye: None,
@@ -225,7 +229,8 @@ impl UserAgent {
         if let Some(referred_by) = referred_by {
             invite.headers.push(HeaderName::ReferredBy, referred_by);
         }
-        let offer = create_offer(&self.settings.media, u64::from(self.rng.next_u32()), 1);
+        let media = self.media_for_call()?;
+        let offer = create_offer(&media, u64::from(self.rng.next_u32()), 1);
         invite.headers.push(HeaderName::ContentType, "application/sdp");
         invite.body = Bytes::from(offer.to_string());
         let client =
@@ -243,7 +248,7 @@ impl UserAgent {
             hangup_requested: false,
             ack: None,
         };
-        self.call = Some(Call::setup(invite, Side::Outgoing(Box::new(outgoing))));
+        self.call = Some(Call::setup(invite, Side::Outgoing(Box::new(outgoing)), media));
         Ok(())
     }
 
@@ -606,10 +611,14 @@ impl UserAgent {
             Ok(dialog) => dialog,
             Err(e) => return self.layer.respond(id, invite.response(400).with_reason(e.to_string()), now),
         };
+        let Ok(media) = self.media_for_call() else {
+            let refusal = dialog.respond(invite, 488).with_reason("SRTP Required But Signalling Not TLS");
+            return self.layer.respond(id, refusal, now);
+        };
         let answer = std::str::from_utf8(&invite.body)
             .ok()
             .and_then(|text| parse(text).ok())
-            .map(|offer| create_answer(&offer, &self.settings.media, u64::from(self.rng.next_u32()), 1));
+            .map(|offer| create_answer(&offer, &media, u64::from(self.rng.next_u32()), 1));
         let (answer, negotiated) = match answer {
             Some(Ok(done)) => done,
             _ => {
@@ -628,7 +637,7 @@ impl UserAgent {
             negotiated,
             ok: None,
         };
-        self.call = Some(Call::setup(invite.clone(), Side::Incoming(Box::new(incoming))));
+        self.call = Some(Call::setup(invite.clone(), Side::Incoming(Box::new(incoming)), media));
         self.events.push_back(Event::Incoming { from });
         if self.settings.auto_answer {
             let _ = self.answer(now);

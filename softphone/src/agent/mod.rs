@@ -25,11 +25,13 @@
 //!   for the final NOTIFY (one NOTIFY in flight at a time, RFC 6665 §4.2.2) until the transferor
 //!   hangs up, and back to the old call if the new one fails.
 //! - [`digest`]: the client side of digest authentication.
+//! - [`srtp`]: whether a call's SDP carries SDES-SRTP keys ([`SrtpPolicy`], RFC 4568 §8.3).
 
 mod call;
 mod digest;
 mod registration;
 mod session;
+mod srtp;
 mod transfer;
 
 #[cfg(test)]
@@ -53,6 +55,7 @@ use registration::{RegOutcome, RegState, Registration};
 
 pub use call::HangupReason;
 pub use session::Party;
+pub use srtp::SrtpPolicy;
 
 /// Transactions a phone has live at once is small; this bounds a flood.
 const MAX_TRANSACTIONS: usize = 256;
@@ -82,6 +85,8 @@ pub struct Settings {
     pub auto_answer: bool,
     /// Transaction timers.
     pub timers: TimerConfig,
+    /// When calls use SRTP (see [`SrtpPolicy`]).
+    pub srtp: SrtpPolicy,
 }
 
 /// What the user agent tells its UI and media shell.
@@ -198,6 +203,9 @@ pub enum CommandError {
     /// The target's host is not an IP address and there is no registrar to send through.
     #[error("cannot reach {0}: its host is not an IP address; dial through a registrar or give an IP")]
     Unreachable(String),
+    /// `--srtp require` but the signalling is not TLS, so no SRTP key can be exchanged safely.
+    #[error("SRTP is required but SIP does not run over TLS, so no key can be exchanged: use TLS or --srtp offer")]
+    SrtpNeedsTls,
 }
 
 /// The user agent; see the module docs.
@@ -208,6 +216,8 @@ pub struct UserAgent {
     contact: Uri,
     layer: TransactionLayer,
     rng: StdRng,
+    /// The source of SRTP master keys: seeded by the system, unlike `rng`.
+    key_rng: StdRng,
     registration: Option<Registration>,
     reg_digest: Digest,
     call: Option<Call>,
@@ -250,6 +260,7 @@ impl UserAgent {
             sent_by,
             contact,
             rng,
+            key_rng: StdRng::from_os_rng(),
             registration,
             call: None,
             referred: None,
@@ -261,6 +272,20 @@ impl UserAgent {
     /// travels encrypted.
     pub fn transport(&self) -> Transport {
         self.settings.transport
+    }
+
+    /// Takes SRTP master keys from `rng` instead of a generator seeded by the system: for
+    /// reproducible tests only.
+    #[cfg(test)]
+    pub fn with_key_rng(mut self, rng: StdRng) -> UserAgent {
+        self.key_rng = rng;
+        self
+    }
+
+    /// Our media for a new call under the SRTP policy, with fresh keys when it uses SRTP.
+    fn media_for_call(&mut self) -> Result<LocalMedia, CommandError> {
+        let Settings { srtp, media, transport, .. } = &self.settings;
+        srtp.media_for_call(media, transport.is_secure(), &mut self.key_rng).map_err(|_| CommandError::SrtpNeedsTls)
     }
 
     /// Our address of record, `sip:user@domain`.

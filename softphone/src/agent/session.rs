@@ -153,8 +153,8 @@ impl UserAgent {
     fn pursue(&mut self, now: Instant) {
         let sent_by = self.sent_by.clone();
         let registrar = self.settings.registrar;
-        let mut local = self.settings.media.clone();
         let Some(call) = self.call.as_mut().filter(|c| c.phase == Phase::Confirmed) else { return };
+        let mut local = call.media.clone();
         let (Some(dialog), Some(s)) = call.parts() else { return };
         if s.want_hold == s.local_hold || s.reinvite.is_some() || s.retry_at.is_some() || s.ok.is_some() {
             return;
@@ -270,8 +270,8 @@ impl UserAgent {
     /// A re-INVITE from the peer, in order on our dialog: answer its offer.
     pub(super) fn on_reinvite(&mut self, id: ServerId, request: &Request, now: Instant) {
         let t1 = self.settings.timers.t1;
-        let mut local = self.settings.media.clone();
         let Some(call) = self.call.as_mut() else { return };
+        let mut local = call.media.clone();
         let (Some(dialog), Some(s)) = call.parts() else {
             // Not connected yet (a re-INVITE before our 2xx was ACKed): ask it to come later.
             let mut busy = request.response(500).with_reason("Session Not Ready");

@@ -34,6 +34,7 @@ fn settings(registrar: bool, auto_answer: bool) -> Settings {
         media: LocalMedia::new(addr(PHONE).ip(), 40_000),
         auto_answer,
         timers: TimerConfig::default(),
+        srtp: SrtpPolicy::Offer,
     }
 }
 
@@ -1135,4 +1136,176 @@ fn over_tls_every_request_names_and_uses_tls() {
     ua.dial(&Uri::parse("sip:1002@voip.test").unwrap(), now).unwrap();
     let invite = ua.poll_transmit().unwrap();
     assert_eq!(invite.target.transport, Transport::Tls);
+}
+
+/// A phone with this SRTP policy, its signalling secure or not, keys from a seeded source.
+fn srtp_phone(policy: SrtpPolicy, secure_signalling: bool, auto_answer: bool, seed: u64) -> UserAgent {
+    let transport = if secure_signalling { Transport::Tls } else { Transport::Udp };
+    let settings = Settings { srtp: policy, transport, ..settings(false, auto_answer) };
+    UserAgent::new(settings, seed).with_key_rng(StdRng::seed_from_u64(seed + 1000))
+}
+
+/// The peer's media, with SDES keys when `srtp`.
+fn peer_media(srtp: bool) -> LocalMedia {
+    let mut media = LocalMedia::new(addr(PEER).ip(), 50_000);
+    if srtp {
+        media.crypto = proto::sdp::CryptoAttribute::offer_set(&mut StdRng::seed_from_u64(99));
+    }
+    media
+}
+
+/// An INVITE from the peer offering `media`.
+fn incoming_invite_of(media: &LocalMedia) -> Request {
+    let mut invite = incoming_invite(vec![proto::sdp::Codec::pcmu()]);
+    invite.body = Bytes::from(create_offer(media, 1, 1).to_string());
+    invite
+}
+
+fn crypto_lines(body: &[u8]) -> Vec<proto::sdp::CryptoAttribute> {
+    let sdp = parse(std::str::from_utf8(body).unwrap()).unwrap();
+    sdp.media.iter().flat_map(|m| m.crypto_attributes()).map(Result::unwrap).collect()
+}
+
+#[test]
+fn over_tls_our_offer_is_savp_with_a_line_per_suite_and_the_answer_picks_one() {
+    let mut ua = srtp_phone(SrtpPolicy::Offer, true, false, 20);
+    let now = Instant::now();
+    ua.dial(&proto::sip::Uri::parse(&format!("sip:1002@{PEER}")).unwrap(), now).unwrap();
+    let invite = only_request(&mut ua, Method::Invite);
+    let body = std::str::from_utf8(&invite.body).unwrap();
+    assert!(body.contains("m=audio 40000 RTP/SAVP "), "{body}");
+    let offered = crypto_lines(&invite.body);
+    let suites: Vec<_> = offered.iter().map(|l| (l.tag, l.suite.name())).collect();
+    assert_eq!(suites, [(1, "AES_CM_128_HMAC_SHA1_80"), (2, "AES_CM_128_HMAC_SHA1_32")]);
+
+    let offer = parse(body).unwrap();
+    let (answer, _) = create_answer(&offer, &peer_media(true), 9, 1).unwrap();
+    let mut ok = reply(&invite, 200, "peer");
+    ok.headers.push(HeaderName::Contact, format!("<sip:1002@{PEER}>"));
+    ok.headers.push(HeaderName::ContentType, "application/sdp");
+    ok.body = Bytes::from(answer.to_string());
+    feed(&mut ua, Message::Response(ok.clone()), PEER, now);
+    only_request(&mut ua, Method::Ack);
+    let answered = crypto_lines(&ok.body).remove(0);
+    match &events(&mut ua)[..] {
+        [Event::Answered { negotiated }] => {
+            let keys = negotiated.srtp.as_ref().expect("SRTP agreed");
+            assert_eq!(keys.profile.name(), "AES_CM_128_HMAC_SHA1_80");
+            assert_eq!((&keys.send, &keys.receive), (&offered[0].key, &answered.key));
+        }
+        other => panic!("expected Answered, got {other:?}"),
+    }
+
+    // Hold re-offers the same lines: our key is kept.
+    ua.hold(now).unwrap();
+    let hold = only_request(&mut ua, Method::Invite);
+    assert_eq!(crypto_lines(&hold.body), offered);
+}
+
+#[test]
+fn under_require_a_plain_offer_gets_488_and_a_srtp_one_our_own_key_under_its_tag() {
+    let mut ua = srtp_phone(SrtpPolicy::Require, true, true, 21);
+    feed(&mut ua, Message::Request(incoming_invite_of(&peer_media(false))), PEER, Instant::now());
+    assert_eq!(responses(&sent(&mut ua)).iter().map(|r| r.status).collect::<Vec<_>>(), [488]);
+    assert!(events(&mut ua).is_empty());
+
+    let mut ua = srtp_phone(SrtpPolicy::Require, true, true, 22);
+    let theirs = peer_media(true);
+    feed(&mut ua, Message::Request(incoming_invite_of(&theirs)), PEER, Instant::now());
+    let out = responses(&sent(&mut ua));
+    assert_eq!(out.iter().map(|r| r.status).collect::<Vec<_>>(), [180, 200]);
+    let body = std::str::from_utf8(&out[1].body).unwrap();
+    assert!(body.contains("m=audio 40000 RTP/SAVP "), "{body}");
+    let ours = crypto_lines(&out[1].body);
+    assert_eq!(ours.len(), 1, "one line in the answer");
+    assert_eq!((ours[0].tag, ours[0].suite), (1, theirs.crypto[0].suite));
+    assert_ne!(ours[0].key, theirs.crypto[0].key, "our own key");
+    match &events(&mut ua)[..] {
+        [Event::Incoming { .. }, Event::Answered { negotiated }] => {
+            let keys = negotiated.srtp.as_ref().unwrap();
+            assert_eq!((&keys.send, &keys.receive), (&ours[0].key, &theirs.crypto[0].key));
+        }
+        other => panic!("expected Incoming then Answered, got {other:?}"),
+    }
+}
+
+#[test]
+fn under_offer_a_plain_offer_is_answered_plain() {
+    let mut ua = srtp_phone(SrtpPolicy::Offer, true, true, 23);
+    feed(&mut ua, Message::Request(incoming_invite_of(&peer_media(false))), PEER, Instant::now());
+    let out = responses(&sent(&mut ua));
+    assert_eq!(out.iter().map(|r| r.status).collect::<Vec<_>>(), [180, 200]);
+    assert!(std::str::from_utf8(&out[1].body).unwrap().contains("RTP/AVP"));
+    assert!(crypto_lines(&out[1].body).is_empty());
+}
+
+#[test]
+fn without_tls_no_key_ever_goes_into_our_sdp() {
+    let now = Instant::now();
+    let target = proto::sip::Uri::parse(&format!("sip:1002@{PEER}")).unwrap();
+    for (seed, policy) in [(30, SrtpPolicy::Off), (31, SrtpPolicy::Offer), (32, SrtpPolicy::Require)] {
+        let mut everything = Vec::new();
+        // Our offer, hold re-offer, and answers to plain and SRTP offers.
+        let mut caller = srtp_phone(policy, false, false, seed);
+        if policy == SrtpPolicy::Require {
+            assert_eq!(caller.dial(&target, now), Err(CommandError::SrtpNeedsTls));
+        } else {
+            caller.dial(&target, now).unwrap();
+            let invite = only_request(&mut caller, Method::Invite);
+            assert!(std::str::from_utf8(&invite.body).unwrap().contains("RTP/AVP"));
+            feed(&mut caller, Message::Response(answer_ok(&invite, "peer")), PEER, now);
+            caller.hold(now).unwrap();
+            everything.push(invite.encode());
+        }
+        everything.extend(sent(&mut caller).iter().map(|(m, _)| m.encode()));
+        for srtp_offer in [false, true] {
+            let mut callee = srtp_phone(policy, false, true, seed + 10);
+            feed(&mut callee, Message::Request(incoming_invite_of(&peer_media(srtp_offer))), PEER, now);
+            let out = sent(&mut callee);
+            let statuses: Vec<u16> = responses(&out).iter().map(|r| r.status).collect();
+            let expected: &[u16] = if srtp_offer || policy == SrtpPolicy::Require { &[488] } else { &[180, 200] };
+            assert_eq!(statuses, expected, "{policy} answering an SRTP offer: {srtp_offer}");
+            everything.extend(out.iter().map(|(m, _)| m.encode()));
+        }
+        assert!(!everything.is_empty());
+        for message in &everything {
+            let text = String::from_utf8_lossy(message);
+            assert!(!text.contains("a=crypto") && !text.contains("RTP/SAVP"), "{policy}: {text}");
+        }
+    }
+}
+
+#[test]
+fn a_peer_reinvite_with_a_new_key_is_answered_with_our_key_kept() {
+    let mut ua = srtp_phone(SrtpPolicy::Require, true, false, 24);
+    let now = Instant::now();
+    ua.dial(&proto::sip::Uri::parse(&format!("sip:1002@{PEER}")).unwrap(), now).unwrap();
+    let invite = only_request(&mut ua, Method::Invite);
+    let offered = crypto_lines(&invite.body);
+    let offer = parse(std::str::from_utf8(&invite.body).unwrap()).unwrap();
+    let (answer, _) = create_answer(&offer, &peer_media(true), 9, 1).unwrap();
+    let mut ok = reply(&invite, 200, "peer");
+    ok.headers.push(HeaderName::Contact, format!("<sip:1002@{PEER}>"));
+    ok.headers.push(HeaderName::ContentType, "application/sdp");
+    ok.body = Bytes::from(answer.to_string());
+    feed(&mut ua, Message::Response(ok), PEER, now);
+    only_request(&mut ua, Method::Ack);
+    events(&mut ua);
+
+    let mut rekeyed = peer_media(false);
+    rekeyed.crypto = proto::sdp::CryptoAttribute::offer_set(&mut StdRng::seed_from_u64(123));
+    let reoffer = create_offer(&rekeyed, 9, 2).to_string();
+    feed(&mut ua, Message::Request(peer_request(&invite, "INVITE", 1, "re1", &reoffer)), PEER, now);
+    let out = responses(&sent(&mut ua));
+    assert_eq!(out.iter().map(|r| r.status).collect::<Vec<_>>(), [200]);
+    let ours = crypto_lines(&out[0].body);
+    assert_eq!(ours.len(), 1);
+    assert_eq!(ours[0].key, offered[0].key, "our key stays for the call's life");
+    match &events(&mut ua)[..] {
+        [Event::MediaChanged { negotiated, .. }] => {
+            let keys = negotiated.srtp.as_ref().unwrap();
+            assert_eq!((&keys.send, &keys.receive), (&offered[0].key, &rekeyed.crypto[0].key));
+        }
+        other => panic!("expected MediaChanged, got {other:?}"),
+    }
 }

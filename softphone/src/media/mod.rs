@@ -30,6 +30,12 @@
 //! The loss the far end reports on our stream in RTCP (its fraction lost) sets how much loss the
 //! Opus encoder plans its in-band FEC for ([`ReportedLoss`]). [`MediaSession::stats`] gives what
 //! a UI shows, with the call's MOS from the E-model ([`proto::rtp::quality`]).
+//!
+//! When offer/answer agreed SRTP ([`Negotiated::srtp`]), the session stays in plain RTP inside
+//! and [`srtp`] sits at its edge: every datagram written for the wire goes through
+//! [`MediaSession::seal`], and [`MediaSession::handle_datagram`] opens what arrives, dropping
+//! and counting ([`MediaStats::srtp_auth_failures`]) what does not authenticate. Both hand the
+//! plain packet back, so a capture (`--pcap`) records RTP and RTCP as if unencrypted.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -45,9 +51,14 @@ use proto::rtp::packet::RtpHeader;
 use proto::rtp::quality::{self, CodecImpairment, ReportedLoss};
 use proto::rtp::schedule::RtcpConfig;
 use proto::rtp::session::{Received, RtpSession, SessionConfig};
+use proto::rtp::srtp::SrtpError;
 use proto::sdp::{Negotiated, TelephoneEvent};
 use rand::RngCore;
 use tracing::debug;
+
+mod srtp;
+
+use srtp::MediaCrypto;
 
 /// The packet loss the Opus encoder plans its FEC for until RTCP says otherwise.
 const EXPECTED_LOSS_PERCENT: u8 = 5;
@@ -108,6 +119,9 @@ pub struct MediaStats {
     pub output_level_dbfs: f32,
     /// Whether the user muted our audio ([`MediaSession::set_muted`]).
     pub muted: bool,
+    /// Under SRTP, the received packets dropped because they did not authenticate (forged,
+    /// corrupted, or under another key; replays are not counted). `None` on plain RTP.
+    pub srtp_auth_failures: Option<u64>,
 }
 
 impl Default for MediaStats {
@@ -127,6 +141,7 @@ impl Default for MediaStats {
             input_level_dbfs: SILENCE_DBFS,
             output_level_dbfs: SILENCE_DBFS,
             muted: false,
+            srtp_auth_failures: None,
         }
     }
 }
@@ -169,6 +184,8 @@ pub struct MediaSession {
     frame: Duration,
     settings: OpusSettings,
     stats: MediaStats,
+    /// SRTP at the socket edge, when agreed.
+    crypto: Option<MediaCrypto>,
 }
 
 /// How we encode Opus, as the user chose it; the far end's `maxaveragebitrate` caps the bitrate
@@ -253,7 +270,8 @@ impl MediaSession {
             impairment: CodecImpairment::for_codec(kind),
             frame,
             settings,
-            stats: MediaStats::default(),
+            stats: MediaStats { srtp_auth_failures: negotiated.srtp.as_ref().map(|_| 0), ..MediaStats::default() },
+            crypto: negotiated.srtp.as_ref().map(MediaCrypto::new),
         })
     }
 
@@ -277,8 +295,14 @@ impl MediaSession {
         self.frame_samples
     }
 
+    /// The SRTP suite protecting the media, `None` on plain RTP.
+    pub fn srtp_profile(&self) -> Option<proto::rtp::srtp::SrtpProfile> {
+        self.crypto.as_ref().map(|c| c.keys().profile)
+    }
+
     /// Whether a new offer/answer outcome keeps this stream: same codec, payload type, frame
-    /// length and far-end addresses, so [`update`](Self::update) can apply it in place.
+    /// length, far-end addresses and SRTP suite (keys may change), so [`update`](Self::update)
+    /// can apply it in place.
     pub fn same_stream(&self, negotiated: &Negotiated) -> bool {
         let kind =
             CodecKind::from_rtpmap(&negotiated.codec.name, negotiated.codec.clock_rate, negotiated.codec.channels);
@@ -289,6 +313,7 @@ impl MediaSession {
             && frame_samples == self.frame_samples
             && negotiated.remote_rtp == self.remote_rtp
             && (negotiated.rtcp_mux || negotiated.remote_rtcp == self.remote_rtcp)
+            && negotiated.srtp.as_ref().map(|k| k.profile) == self.srtp_profile()
     }
 
     /// Applies a new offer/answer outcome of the same stream ([`same_stream`](Self::same_stream))
@@ -306,6 +331,24 @@ impl MediaSession {
         self.held_silent = muted;
         self.telephone_event = usable_events(negotiated, self.kind.clock_rate());
         self.events_in = negotiated.telephone_event.map(|t| t.payload_type);
+        if let (Some(crypto), Some(keys)) = (self.crypto.as_mut(), negotiated.srtp.as_ref()) {
+            crypto.rekey(keys);
+        }
+    }
+
+    /// The datagram to put on the wire for `plain`, a packet this session wrote
+    /// ([`send_frame`](Self::send_frame), [`poll_rtcp`](Self::poll_rtcp), [`stop`](Self::stop)):
+    /// `plain` itself on plain RTP, its SRTP or SRTCP form under SRTP. `None` when it cannot be
+    /// protected (the master key is worn out): drop it.
+    pub fn seal<'a>(&'a mut self, plain: &'a [u8]) -> Option<&'a [u8]> {
+        let Some(crypto) = self.crypto.as_mut() else { return Some(plain) };
+        match crypto.seal(plain) {
+            Ok(()) => Some(&crypto.wire),
+            Err(e) => {
+                debug!(error = %e, "packet not protected; dropped");
+                None
+            }
+        }
     }
 
     /// Mutes or unmutes our audio (the user's mute, apart from hold): while muted every frame
@@ -412,8 +455,32 @@ impl MediaSession {
         Some(dest)
     }
 
-    /// Takes one datagram from the media socket (RTP or RTCP).
-    pub fn handle_datagram(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) {
+    /// Takes one datagram from the media socket (RTP or RTCP), SRTP or SRTCP when agreed, and
+    /// gives back the plain packet it took, for a capture; `None` when it failed
+    /// authentication or was replayed, and was dropped.
+    pub fn handle_datagram<'a>(&'a mut self, datagram: &'a [u8], from: SocketAddr, now: Instant) -> Option<&'a [u8]> {
+        let Some(crypto) = self.crypto.as_mut() else {
+            self.take_datagram(datagram, from, now);
+            return Some(datagram);
+        };
+        let mut plain = std::mem::take(&mut crypto.plain);
+        let opened = crypto.open(datagram, &mut plain);
+        match &opened {
+            Ok(()) => self.take_datagram(&plain, from, now),
+            Err(SrtpError::Replayed { .. } | SrtpError::TooOld { .. }) => {
+                debug!(%from, "replayed SRTP packet dropped");
+            }
+            Err(e) => {
+                debug!(%from, error = %e, "SRTP packet dropped");
+                self.stats.srtp_auth_failures = Some(self.stats.srtp_auth_failures.unwrap_or(0) + 1);
+            }
+        }
+        let crypto = self.crypto.as_mut()?;
+        crypto.plain = plain;
+        opened.ok().map(|()| crypto.plain.as_slice())
+    }
+
+    fn take_datagram(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) {
         match self.rtp.handle_datagram(datagram, from, now) {
             Ok(Received::Media { packet, new_stream }) => {
                 if new_stream {
@@ -601,6 +668,7 @@ mod tests {
             rtcp_mux: false,
             remote_fec: true,
             remote_maxplaybackrate: None,
+            srtp: None,
         }
     }
 
@@ -1017,5 +1085,137 @@ mod tests {
             assert!(a.play_frame(now).iter().all(|s| *s == 0), "silence after the BYE");
         }
         assert_eq!(a.poll_timeout(), None, "no more RTCP");
+    }
+
+    /// SRTP keys for A (`a_sends` its own, takes B's) and the mirror image for B.
+    fn srtp_keys(a_key: u8, b_key: u8) -> (proto::sdp::SrtpKeys, proto::sdp::SrtpKeys) {
+        use proto::rtp::srtp::{MasterKey, SrtpProfile};
+        let (ka, kb) = (MasterKey::new([a_key; 16], [a_key; 14]), MasterKey::new([b_key; 16], [b_key; 14]));
+        let keys = |send: &MasterKey, receive: &MasterKey| proto::sdp::SrtpKeys {
+            profile: SrtpProfile::AesCm128HmacSha1_80,
+            send: send.clone(),
+            send_mki: None,
+            receive: receive.clone(),
+            receive_mki: None,
+        };
+        (keys(&ka, &kb), keys(&kb, &ka))
+    }
+
+    /// What B heard of A's 1 kHz PCMU tone sent over real loopback sockets under SRTP: frames
+    /// carrying the tone, packets that differed on the wire from the plain RTP, and B's stats.
+    fn srtp_tone_over_udp(b_takes: u8) -> (usize, usize, MediaStats) {
+        use std::net::UdpSocket;
+        let sock_a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sock_b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock_b.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let (a_addr, b_addr) = (sock_a.local_addr().unwrap(), sock_b.local_addr().unwrap());
+        let (a_keys, mut b_keys) = srtp_keys(1, 2);
+        b_keys.receive = proto::rtp::srtp::MasterKey::new([b_takes; 16], [b_takes; 14]);
+        let mut rng = StdRng::seed_from_u64(5);
+        let start = Instant::now();
+        let with = |remote, keys| Negotiated { srtp: Some(keys), ..negotiated(Codec::pcmu(), 0, remote) };
+        let mut a = MediaSession::new(&with(b_addr, a_keys), OpusSettings::default(), start, &mut rng).unwrap();
+        let mut b = MediaSession::new(&with(a_addr, b_keys), OpusSettings::default(), start, &mut rng).unwrap();
+
+        let mut tone = crate::audio::ToneGenerator::new(1000.0, 8000, 8000.0);
+        let (mut frame, mut plain, mut buf) = (vec![0i16; a.frame_samples()], Vec::new(), vec![0u8; 2048]);
+        let (mut toned, mut hidden) = (0, 0);
+        for i in 0..50u64 {
+            let now = start + Duration::from_millis(20 * i);
+            tone.fill(&mut frame);
+            let dest = a.send_frame(&frame, now, &mut plain).unwrap().unwrap();
+            let wire = a.seal(&plain).unwrap().to_vec();
+            // Same header, a different payload, and the 10-byte tag after it.
+            assert_eq!((wire.len(), &wire[..12]), (plain.len() + 10, &plain[..12]));
+            hidden += usize::from(wire[12..plain.len()] != plain[12..]);
+            sock_a.send_to(&wire, dest).unwrap();
+            let (n, from) = sock_b.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &wire[..], "the wire carries the protected packet");
+            if let Some(opened) = b.handle_datagram(&buf[..n], from, now) {
+                assert_eq!(opened, &plain[..], "B opens exactly what A wrote");
+            }
+            if is_dominated_by(b.play_frame(now), 8000, 1000.0) {
+                toned += 1;
+            }
+        }
+        (toned, hidden, b.stats())
+    }
+
+    #[test]
+    fn srtp_carries_a_tone_over_udp_encrypted_on_the_wire() {
+        let (toned, hidden, stats) = srtp_tone_over_udp(1);
+        assert!(toned >= 40, "only {toned} of 50 frames carried the tone");
+        assert_eq!(hidden, 50, "every payload differs on the wire from the plain RTP");
+        assert_eq!(stats.srtp_auth_failures, Some(0));
+        // All but the first, held on probation and played but not counted (RFC 3550 A.1).
+        assert_eq!(stats.packets_received, 49);
+    }
+
+    #[test]
+    fn srtp_under_the_wrong_key_fails_every_packet_and_plays_silence() {
+        let (toned, _, stats) = srtp_tone_over_udp(9);
+        assert_eq!(toned, 0);
+        assert_eq!(stats.srtp_auth_failures, Some(50));
+        assert_eq!(stats.packets_received, 0);
+        assert!(stats.output_level_dbfs <= SILENCE_DBFS, "{}", stats.output_level_dbfs);
+    }
+
+    #[test]
+    fn srtcp_is_sealed_and_opened_and_a_replay_dropped_uncounted() {
+        let (a_addr, b_addr) = addrs();
+        let (a_keys, b_keys) = srtp_keys(3, 4);
+        let mut rng = StdRng::seed_from_u64(6);
+        let start = Instant::now();
+        let with = |remote, keys| Negotiated { srtp: Some(keys), ..negotiated(Codec::pcmu(), 0, remote) };
+        let mut a = MediaSession::new(&with(b_addr, a_keys), OpusSettings::default(), start, &mut rng).unwrap();
+        let mut b = MediaSession::new(&with(a_addr, b_keys), OpusSettings::default(), start, &mut rng).unwrap();
+        let mut plain = Vec::new();
+        a.send_frame(&vec![0i16; a.frame_samples()], start, &mut plain).unwrap();
+        let wire = a.seal(&plain).unwrap().to_vec();
+        assert!(b.handle_datagram(&wire, a_addr, start).is_some());
+        // A's RTCP BYE, sealed as SRTCP: E bit and index after the packet, then the tag.
+        a.stop(start, &mut plain).unwrap();
+        assert!(proto::rtp::packet::is_rtcp(&plain));
+        let wire = a.seal(&plain).unwrap().to_vec();
+        assert_eq!(wire.len(), plain.len() + 4 + 10);
+        assert_eq!(b.handle_datagram(&wire, a_addr, start), Some(&plain[..]));
+        assert_eq!(b.handle_datagram(&wire, a_addr, start), None, "a replay is dropped");
+        assert_eq!(b.stats().srtp_auth_failures, Some(0), "replays are not counted as forgeries");
+    }
+
+    #[test]
+    fn a_rekey_by_one_side_renews_that_direction_and_keeps_the_other() {
+        let (a_addr, b_addr) = addrs();
+        let (a_keys, b_keys) = srtp_keys(3, 4);
+        let mut rng = StdRng::seed_from_u64(7);
+        let start = Instant::now();
+        let with = |remote, keys| Negotiated { srtp: Some(keys), ..negotiated(Codec::pcmu(), 0, remote) };
+        let mut a = MediaSession::new(&with(b_addr, a_keys.clone()), OpusSettings::default(), start, &mut rng).unwrap();
+        let mut b = MediaSession::new(&with(a_addr, b_keys.clone()), OpusSettings::default(), start, &mut rng).unwrap();
+        let frame = vec![0i16; a.frame_samples()];
+        let mut plain = Vec::new();
+        let mut sealed = |s: &mut MediaSession, at: u64| {
+            s.send_frame(&frame, start + Duration::from_millis(20 * at), &mut plain).unwrap();
+            s.seal(&plain).unwrap().to_vec()
+        };
+        let a_old = sealed(&mut a, 0);
+        let b_old = sealed(&mut b, 0);
+        assert!(b.handle_datagram(&a_old, a_addr, start).is_some());
+
+        // B re-keys its own stream (a re-INVITE): both sides take the new agreement.
+        let new_b = proto::rtp::srtp::MasterKey::new([5; 16], [5; 14]);
+        assert!(b.same_stream(&with(a_addr, proto::sdp::SrtpKeys { send: new_b.clone(), ..b_keys.clone() })));
+        b.update(&with(a_addr, proto::sdp::SrtpKeys { send: new_b.clone(), ..b_keys }), false);
+        a.update(&with(b_addr, proto::sdp::SrtpKeys { receive: new_b, ..a_keys }), false);
+
+        let b_new = sealed(&mut b, 1);
+        assert!(a.handle_datagram(&b_new, b_addr, start).is_some(), "B's stream under its new key");
+        assert_eq!(a.handle_datagram(&b_old, b_addr, start), None, "the old key no longer opens");
+        assert_eq!(a.stats().srtp_auth_failures, Some(1));
+        // A's direction kept its context: its replay window still knows the first packet.
+        assert_eq!(b.handle_datagram(&a_old, a_addr, start), None);
+        assert_eq!(b.stats().srtp_auth_failures, Some(0), "refused as a replay, not as a forgery");
+        let a_next = sealed(&mut a, 1);
+        assert!(b.handle_datagram(&a_next, a_addr, start).is_some());
     }
 }

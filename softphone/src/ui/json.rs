@@ -45,9 +45,12 @@ pub fn to_json(event: &UiEvent) -> String {
         UiEvent::Incoming { from } => o.string("from", from),
         UiEvent::Dialling { target } => o.string("target", target),
         UiEvent::Muted { muted } => o.raw("muted", if *muted { "true" } else { "false" }),
-        UiEvent::Answered { codec, remote_rtp } => {
+        UiEvent::Answered { codec, remote_rtp, srtp } => {
             o.string("codec", codec);
             o.string("remote_rtp", remote_rtp);
+            if let Some(suite) = srtp {
+                o.string("srtp", suite);
+            }
         }
         UiEvent::Held { by } | UiEvent::Resumed { by } => o.string("by", by),
         UiEvent::Dtmf { digit, via } => {
@@ -88,6 +91,9 @@ fn stats_fields(o: &mut Object, s: &MediaStats) {
     o.raw("jitter_buffer_ms", &format!("{:.1}", s.jitter_buffer_ms));
     o.raw("concealed", &s.concealed.to_string());
     o.raw("fec_recovered", &s.fec_recovered.to_string());
+    if let Some(failures) = s.srtp_auth_failures {
+        o.raw("srtp_auth_failures", &failures.to_string());
+    }
     if let Some(rtt) = s.rtt_ms {
         o.raw("rtt_ms", &format!("{rtt:.1}"));
     }
@@ -161,9 +167,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn answered_names_the_codec() {
-        let e = UiEvent::Answered { codec: "opus".into(), remote_rtp: "127.0.0.1:4000".into() };
+    fn answered_names_the_codec_and_the_srtp_suite_when_encrypted() {
+        let e = UiEvent::Answered { codec: "opus".into(), remote_rtp: "127.0.0.1:4000".into(), srtp: None };
         assert_eq!(to_json(&e), r#"{"event":"answered","codec":"opus","remote_rtp":"127.0.0.1:4000"}"#);
+        let e = UiEvent::Answered {
+            codec: "opus".into(),
+            remote_rtp: "127.0.0.1:4000".into(),
+            srtp: Some("AES_CM_128_HMAC_SHA1_80".into()),
+        };
+        assert_eq!(
+            to_json(&e),
+            r#"{"event":"answered","codec":"opus","remote_rtp":"127.0.0.1:4000","srtp":"AES_CM_128_HMAC_SHA1_80"}"#
+        );
     }
 
     #[test]
@@ -213,18 +228,20 @@ mod tests {
             input_level_dbfs: -15.25,
             output_level_dbfs: -96.0,
             muted: true,
+            srtp_auth_failures: Some(3),
         };
         assert_eq!(
             to_json(&UiEvent::Stats(stats)),
             concat!(
                 r#"{"event":"stats","packets_sent":50,"packets_received":49,"lost":1,"loss_percent":2.00,"#,
                 r#""remote_loss_percent":5.08,"jitter_ms":1.23,"jitter_buffer_ms":40.0,"concealed":2,"#,
-                r#""fec_recovered":1,"rtt_ms":80.2,"mos":4.39,"input_level_dbfs":-15.2,"#,
+                r#""fec_recovered":1,"srtp_auth_failures":3,"rtt_ms":80.2,"mos":4.39,"input_level_dbfs":-15.2,"#,
                 r#""output_level_dbfs":-96.0,"muted":true}"#
             )
         );
         let early = to_json(&UiEvent::Stats(MediaStats::default()));
         assert!(!early.contains("rtt_ms") && !early.contains("mos") && !early.contains("remote_loss"), "{early}");
+        assert!(!early.contains("srtp"), "plain RTP says nothing of SRTP: {early}");
         assert!(early.ends_with(r#""input_level_dbfs":-96.0,"output_level_dbfs":-96.0,"muted":false}"#), "{early}");
     }
 

@@ -57,6 +57,8 @@ pub enum UiEvent {
         codec: String,
         /// Where our RTP goes.
         remote_rtp: String,
+        /// The SRTP suite protecting the media, `None` for plain RTP.
+        srtp: Option<String>,
     },
     /// The call went on hold.
     Held {

@@ -217,7 +217,7 @@ impl TuiState {
                 self.call = CallState::Ringing;
                 self.info(now, "ringing".to_owned());
             }
-            UiEvent::Answered { codec, remote_rtp } => {
+            UiEvent::Answered { codec, remote_rtp, srtp } => {
                 if let Some(target) = self.referred_to.take() {
                     self.peer = Some(target);
                 }
@@ -225,7 +225,8 @@ impl TuiState {
                 self.codec = Some(codec.clone());
                 self.connected_at = Some(now);
                 self.ringing_since = None;
-                self.info(now, format!("connected: {codec}, media to {remote_rtp}"));
+                let security = srtp.as_deref().map_or(String::new(), |suite| format!(", SRTP {suite}"));
+                self.info(now, format!("connected: {codec}, media to {remote_rtp}{security}"));
             }
             UiEvent::Held { by } => {
                 self.call = CallState::Held(by.clone());
@@ -471,7 +472,7 @@ mod tests {
         s.on_event(&UiEvent::Ringing, t0);
         assert_eq!(s.call, CallState::Ringing);
         let t1 = t0 + Duration::from_secs(2);
-        s.on_event(&UiEvent::Answered { codec: "opus".into(), remote_rtp: "127.0.0.1:4000".into() }, t1);
+        s.on_event(&UiEvent::Answered { codec: "opus".into(), remote_rtp: "127.0.0.1:4000".into(), srtp: None }, t1);
         assert_eq!((s.call.label(), s.codec.as_deref()), ("connected", Some("opus")));
         assert_eq!(s.call_duration(t1 + Duration::from_secs(75)), Some(Duration::from_secs(75)));
         s.on_event(&UiEvent::Held { by: "remote".into() }, t1);
@@ -496,7 +497,7 @@ mod tests {
         assert!(s.take_bell(), "the bell sounds for a new call");
         assert!(!s.take_bell(), "and only once");
         assert_eq!(s.ringing_since, Some(t0));
-        s.on_event(&UiEvent::Answered { codec: "PCMU".into(), remote_rtp: "127.0.0.1:4000".into() }, t0);
+        s.on_event(&UiEvent::Answered { codec: "PCMU".into(), remote_rtp: "127.0.0.1:4000".into(), srtp: None }, t0);
         assert_eq!(s.call, CallState::Connected);
         assert_eq!(s.ringing_since, None);
     }
@@ -516,7 +517,7 @@ mod tests {
     fn a_transfer_is_followed_in_the_log_and_a_referral_moves_the_screen_to_its_target() {
         let t0 = Instant::now();
         let mut s = phone(t0);
-        s.on_event(&UiEvent::Answered { codec: "opus".into(), remote_rtp: "127.0.0.1:4000".into() }, t0);
+        s.on_event(&UiEvent::Answered { codec: "opus".into(), remote_rtp: "127.0.0.1:4000".into(), srtp: None }, t0);
         s.on_event(&UiEvent::TransferFailed { status: 480 }, t0);
         assert_eq!(last_log(&s), "transfer failed (480): the call stays up");
         assert_eq!(s.call, CallState::Connected);
@@ -524,7 +525,7 @@ mod tests {
         assert_eq!(s.call, CallState::Connected, "still talking until the old call ends");
         s.on_event(&UiEvent::HungUp { reason: "remote".into(), status: None, stats: None }, t0);
         assert_eq!((s.call.clone(), s.peer.as_deref()), (CallState::Dialling, Some("sip:1003@voip.test")));
-        s.on_event(&UiEvent::Answered { codec: "PCMU".into(), remote_rtp: "127.0.0.1:4002".into() }, t0);
+        s.on_event(&UiEvent::Answered { codec: "PCMU".into(), remote_rtp: "127.0.0.1:4002".into(), srtp: None }, t0);
         assert_eq!((s.call.clone(), s.peer.as_deref()), (CallState::Connected, Some("sip:1003@voip.test")));
         s.on_event(&UiEvent::HungUp { reason: "remote".into(), status: None, stats: None }, t0);
         assert_eq!(s.call, CallState::Idle, "the new call's end is the end");
@@ -534,7 +535,7 @@ mod tests {
     fn mute_shows_until_the_call_ends() {
         let t0 = Instant::now();
         let mut s = phone(t0);
-        s.on_event(&UiEvent::Answered { codec: "opus".into(), remote_rtp: "127.0.0.1:4000".into() }, t0);
+        s.on_event(&UiEvent::Answered { codec: "opus".into(), remote_rtp: "127.0.0.1:4000".into(), srtp: None }, t0);
         s.on_event(&UiEvent::Muted { muted: true }, t0);
         assert!(s.muted);
         s.on_event(&UiEvent::HungUp { reason: "local".into(), status: None, stats: None }, t0);
@@ -555,7 +556,7 @@ mod tests {
         assert_eq!(s.line.as_deref(), Some("dial 1"));
         assert_eq!(typed(&mut s, "002", t0), Some(Command::Dial(DialTarget::Extension("1002".into()))));
         assert_eq!(s.line, None, "Enter closes the command line");
-        s.on_event(&UiEvent::Answered { codec: "opus".into(), remote_rtp: "127.0.0.1:4000".into() }, t0);
+        s.on_event(&UiEvent::Answered { codec: "opus".into(), remote_rtp: "127.0.0.1:4000".into(), srtp: None }, t0);
         assert_eq!(s.on_key(key('5'), t0), Some(Command::Dtmf("5".into())));
         assert_eq!(last_log(&s), "sending DTMF 5");
         assert_eq!(s.on_key(key('#'), t0), Some(Command::Dtmf("#".into())));

@@ -133,7 +133,15 @@ fn quality_view(state: &TuiState) -> Paragraph<'static> {
             format!("{} / {}", optional(s.rtt_ms, "ms"), s.mos.map_or("—".to_owned(), |m| format!("{m:.2}"))),
         ),
         field("buffer", format!("{:.0} ms", s.jitter_buffer_ms)),
-        field("packets", format!("{} sent, {} received", s.packets_sent, s.packets_received)),
+        field(
+            "packets",
+            match s.srtp_auth_failures {
+                Some(failed) => {
+                    format!("{} sent, {} received, {failed} failed SRTP auth", s.packets_sent, s.packets_received)
+                }
+                None => format!("{} sent, {} received", s.packets_sent, s.packets_received),
+            },
+        ),
         field("concealed", format!("{} frames, {} by FEC", s.concealed, s.fec_recovered)),
     ])
     .block(block)
@@ -209,7 +217,7 @@ mod tests {
         let mut s = TuiState::new("sip:1001@voip.test".into(), Some("127.0.0.1:5060".into()), now);
         s.on_event(&UiEvent::Registered { aor: "sip:1001@voip.test".into(), expires: 300 }, now);
         s.on_event(&UiEvent::Dialling { target: "sip:1002@voip.test".into() }, now);
-        s.on_event(&UiEvent::Answered { codec: "opus".into(), remote_rtp: "127.0.0.1:40000".into() }, now);
+        s.on_event(&UiEvent::Answered { codec: "opus".into(), remote_rtp: "127.0.0.1:40000".into(), srtp: None }, now);
         s
     }
 
