@@ -19,6 +19,11 @@
 //! and a packet from an SSRC never seen before is admitted only once its tag checks out.
 //! Nothing here panics on hostile input; each refusal is an [`SrtpError`].
 //!
+//! Built on RustCrypto's `aes`, `ctr`, `hmac` and `sha1` rather than `webrtc-srtp`: that crate
+//! brings tokio, a second RTP/RTCP parser and AEAD code these suites do not use, and keeps its
+//! replay window on the 16-bit sequence number instead of the 48-bit index of §3.3.2. The tests
+//! hold this module to RFC 3711 Appendix B and to packets protected by libsrtp.
+//!
 //! ```
 //! use proto::rtp::srtp::{MasterKey, SrtpContext, SrtpProfile};
 //!
