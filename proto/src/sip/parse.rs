@@ -10,7 +10,9 @@ use bytes::Bytes;
 
 use super::{HeaderName, Headers, Message, Method, ParseError, Request, Response, Uri, reason_phrase};
 
-/// The most header lines a message may carry; more is refused as malformed.
+/// The most header lines a message may carry besides Content-Length; more is refused as
+/// malformed. Content-Length is left out because the serializer always writes one, so a message
+/// at the limit still reads back after it is encoded.
 const MAX_HEADERS: usize = 256;
 
 impl Message {
@@ -25,14 +27,16 @@ impl Message {
         let mut headers = Headers::new();
         let mut count = 0;
         while let Some(line) = lines.next_header()? {
-            count += 1;
-            if count > MAX_HEADERS {
-                return Err(ParseError::new(format!("more than {MAX_HEADERS} header lines")));
-            }
             let (name, value) = line
                 .split_once(':')
                 .ok_or_else(|| ParseError::new(format!("header line {:?} has no ':'", truncate(&line, 40))))?;
             let name = name.trim_end();
+            if HeaderName::lookup(name) != Some(HeaderName::ContentLength) {
+                count += 1;
+                if count > MAX_HEADERS {
+                    return Err(ParseError::new(format!("more than {MAX_HEADERS} header lines")));
+                }
+            }
             if !super::method::is_token(name) {
                 return Err(ParseError::new(format!("invalid header name {:?}", truncate(name, 40))));
             }
