@@ -303,4 +303,10 @@ fn a_message_at_the_header_limit_reads_back_after_encoding() {
     // One more header line than the limit is still refused.
     text.push_str("X-A: over\r\n");
     assert!(Message::parse(format!("{text}\r\n").as_bytes()).is_err());
+    // A list header counts as the lines it is written as: one per element.
+    let mut text = "SIP/2.0 200 OK\r\n".to_owned();
+    for _ in 0..200 {
+        text.push_str("Allow-Events: a, b\r\n");
+    }
+    assert!(Message::parse(format!("{text}\r\n").as_bytes()).is_err(), "400 lines once encoded");
 }
