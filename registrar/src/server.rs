@@ -87,24 +87,21 @@ pub async fn run(config: RegistrarConfig) -> anyhow::Result<()> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
 
     loop {
+        let mut batch_done = false;
         let deadline = core.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
             msg = inbound.recv() => {
-                let Some(mut msg) = msg else { break };
-                // Take what has already arrived in one go: one wake-up, many messages.
-                for _ in 0..64 {
-                    core.set_backlog(inbound.len());
+                let Some(msg) = msg else { break };
+                take_batch(msg, &mut inbound, |msg, queued| {
+                    core.set_backlog(queued);
                     if trace {
                         trace!(target: "sip", "recv {} from {}:\n{}", msg.transport, msg.source, String::from_utf8_lossy(&msg.data));
                     }
                     core.handle_input(msg.transport, msg.source, &msg.data, msg.too_large, Instant::now(), wall());
-                    match inbound.try_recv() {
-                        Ok(next) => msg = next,
-                        Err(_) => break,
-                    }
-                }
+                });
                 // Group commit: the batch's bindings reach the store before any 200 goes out.
                 core.flush();
+                batch_done = true;
             }
             _ = sleep_until(deadline) => core.handle_timeout(Instant::now(), wall()),
             Some((resolve, targets)) = dns_rx.recv() => core.handle_resolved(resolve, targets, Instant::now(), wall()),
@@ -135,6 +132,9 @@ pub async fn run(config: RegistrarConfig) -> anyhow::Result<()> {
                     .unwrap_or_default();
                 let _ = tx.send((resolve, targets)).await;
             });
+        }
+        if batch_done {
+            let_readers_run(&inbound).await;
         }
     }
     core.flush();
@@ -184,6 +184,40 @@ fn tls_options(config: &RegistrarConfig) -> anyhow::Result<TlsOptions> {
     Ok(TlsOptions { listen, server: Some(server), client: Some(client), ..TlsOptions::default() })
 }
 
+/// The most messages handled in one batch, between two turns of the socket readers.
+const BATCH: usize = 64;
+
+/// Hands `first` and what is already queued behind it, up to [`BATCH`] messages, to `handle`
+/// with the number still queued at that moment.
+fn take_batch<T>(first: T, inbound: &mut mpsc::Receiver<T>, mut handle: impl FnMut(T, usize)) {
+    let mut msg = first;
+    for _ in 0..BATCH {
+        handle(msg, inbound.len());
+        match inbound.try_recv() {
+            Ok(next) => msg = next,
+            Err(_) => break,
+        }
+    }
+}
+
+/// Yields to the socket readers until they stop adding to the inbound queue (they have moved
+/// everything waiting in the sockets' buffers) or it is full.
+///
+/// On the single-threaded runtime this is what puts a backlog where the core can see it. A
+/// reader's turn moves about as many messages as one batch takes, so with one turn per batch
+/// the queue looks short however far behind the server is, and the excess waits (and is
+/// dropped) unseen in the kernel's socket buffers, beyond the reach of the core's 503s.
+async fn let_readers_run<T>(inbound: &mpsc::Receiver<T>) {
+    // Each turn that continues adds at least one message, so this ends within the queue's size.
+    loop {
+        let before = inbound.len();
+        tokio::task::yield_now().await;
+        if inbound.len() <= before || inbound.capacity() == 0 {
+            break;
+        }
+    }
+}
+
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
@@ -231,4 +265,40 @@ fn announce(
 
 fn guess_reachable_ip() -> IpAddr {
     interface_ips().into_iter().find(|ip| ip.is_ipv4() && !ip.is_loopback()).unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Datagrams that wait in the socket while the loop is busy must show up as backlog in the
+    /// inbound queue, or the core's high-water marks never see an overload. With one reader turn
+    /// per batch instead, the queue never held more than one batch (63 of 2000 here).
+    #[tokio::test]
+    async fn a_busy_loop_sees_the_socket_backlog_in_its_inbound_queue() {
+        const SENT: usize = 1000;
+        let (transports, mut inbound) =
+            Transports::bind(&[SocketAddr::from(([127, 0, 0, 1], 0))], TransportOptions::default()).await.unwrap();
+        let (_, addr) = transports.local_addrs()[0];
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        // All of them wait in the kernel's buffer before the loop below first runs.
+        for i in 0..SENT {
+            sender.send_to(format!("OPTIONS sip:{i}@x SIP/2.0\r\n\r\n").as_bytes(), addr).unwrap();
+        }
+        let (mut handled, mut peak) = (0, 0);
+        for _ in 0..SENT {
+            let wait = tokio::time::timeout(Duration::from_secs(1), inbound.recv());
+            let Ok(Some(first)) = wait.await else { break };
+            take_batch(first, &mut inbound, |_, queued| {
+                handled += 1;
+                peak = peak.max(queued);
+            });
+            if handled == SENT {
+                break;
+            }
+            let_readers_run(&inbound).await;
+        }
+        assert!(handled > SENT / 2, "only {handled} of {SENT} datagrams arrived");
+        assert!(peak >= handled / 2, "the backlog reached only {peak} of {handled} waiting datagrams");
+    }
 }

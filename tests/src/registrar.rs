@@ -227,6 +227,11 @@ impl Registrar {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Whether the process is still running: it has not exited or crashed.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
     /// Its resident memory in KiB, from `/proc/PID/status` (`VmRSS`), while it runs.
     pub fn rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;

@@ -226,6 +226,7 @@ impl SippRun {
         Ok(SippOutcome {
             scenario: self.name.clone(),
             status,
+            created: stat_field(&stats, "TotalCallCreated").unwrap_or(0),
             successful: stat_field(&stats, "SuccessfulCall(C)").unwrap_or(0),
             failed: stat_field(&stats, "FailedCall(C)").unwrap_or(0),
             messages: read("messages.log"),
@@ -254,6 +255,8 @@ pub struct SippOutcome {
     /// SIPp's exit status: 0 when every call succeeded, 1 when one failed,
     /// 97 when stopped by its timeout, 99 when no call ran.
     pub status: ExitStatus,
+    /// Calls started, from the last line of the statistics file.
+    pub created: u64,
     /// Successful calls, from the last line of the statistics file.
     pub successful: u64,
     /// Failed calls, from the last line of the statistics file.
@@ -332,6 +335,7 @@ mod tests {
         let outcome = SippOutcome {
             scenario: "x".into(),
             status: std::process::Command::new("true").status().unwrap(),
+            created: 1,
             successful: 1,
             failed: 0,
             messages: "----\nUDP message sent:\n\nINVITE sip:1002@voip.test SIP/2.0\nVia: x\n\n\

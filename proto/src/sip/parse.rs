@@ -10,7 +10,10 @@ use bytes::Bytes;
 
 use super::{HeaderName, Headers, Message, Method, ParseError, Request, Response, Uri, reason_phrase};
 
-/// The most header lines a message may carry; more is refused as malformed.
+/// The most header lines a message may carry besides Content-Length; more is refused as
+/// malformed. They are counted as the serializer writes them: a list header's elements one line
+/// each, and no Content-Length (it always writes exactly one), so a message at the limit still
+/// reads back after it is encoded.
 const MAX_HEADERS: usize = 256;
 
 impl Message {
@@ -23,20 +26,22 @@ impl Message {
         let mut lines = Lines::new(head);
         let start = lines.next_line().ok_or_else(|| ParseError::new("empty message"))?;
         let mut headers = Headers::new();
-        let mut count = 0;
+        let mut content_lengths = 0;
         while let Some(line) = lines.next_header()? {
-            count += 1;
-            if count > MAX_HEADERS {
-                return Err(ParseError::new(format!("more than {MAX_HEADERS} header lines")));
-            }
             let (name, value) = line
                 .split_once(':')
                 .ok_or_else(|| ParseError::new(format!("header line {:?} has no ':'", truncate(&line, 40))))?;
             let name = name.trim_end();
+            if HeaderName::lookup(name) == Some(HeaderName::ContentLength) {
+                content_lengths += 1;
+            }
             if !super::method::is_token(name) {
                 return Err(ParseError::new(format!("invalid header name {:?}", truncate(name, 40))));
             }
             headers.push_parsed(name, value.trim());
+            if headers.len() - content_lengths > MAX_HEADERS {
+                return Err(ParseError::new(format!("more than {MAX_HEADERS} header lines")));
+            }
         }
         let body = match headers.get(HeaderName::ContentLength) {
             Some(v) => {

@@ -1,6 +1,7 @@
 //! Admission control: who may start work now. Per-source token buckets for REGISTER and INVITE,
 //! and the overload answer when the transaction table or the inbound queue is past its
-//! high-water mark. A refused request gets 503 Service Unavailable with Retry-After (RFC 3261
+//! high-water mark, or when a new message would wait too long in that queue (its length times
+//! the recent time per message). A refused request gets 503 Service Unavailable with Retry-After (RFC 3261
 //! §21.5.4, §20.33), which tells a well-behaved client when to come back.
 //!
 //! The table of sources is bounded: its memory is reserved once, idle sources (full buckets) are
@@ -26,6 +27,10 @@ pub struct AdmissionSettings {
     pub transactions_high_water: usize,
     /// Queued inbound messages at or above which new requests are refused.
     pub queue_high_water: usize,
+    /// The wait in the inbound queue (queued messages times the recent time per message) at or
+    /// above which new requests are refused. Below T1 (500 ms), answers, 503s included, reach
+    /// clients before they retransmit and add to the load.
+    pub max_queue_delay: Duration,
 }
 
 impl Default for AdmissionSettings {
@@ -36,6 +41,7 @@ impl Default for AdmissionSettings {
             max_sources: 16_384,
             transactions_high_water: 90_000,
             queue_high_water: 3_072,
+            max_queue_delay: Duration::from_millis(200),
         }
     }
 }
@@ -69,6 +75,9 @@ impl Refusal {
 
 /// The Retry-After of an overload 503: long enough for a queue to drain.
 const OVERLOAD_RETRY_AFTER_SECS: u32 = 5;
+
+/// The weight of one new gap in the moving average of the time per message.
+const PER_MESSAGE_WEIGHT: f64 = 1.0 / 32.0;
 
 /// How often idle sources are swept out of the table.
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
@@ -118,6 +127,11 @@ pub(crate) struct Admission {
     settings: AdmissionSettings,
     sources: HashMap<IpAddr, Source>,
     backlog: usize,
+    /// The backlog when the previous message was handled, and when that was.
+    previous: Option<(usize, Instant)>,
+    /// Moving average of the time per message, in seconds, from the gaps between messages
+    /// handled back to back (the later one already queued when the earlier one started).
+    per_message: f64,
     next_sweep: Option<Instant>,
 }
 
@@ -125,12 +139,37 @@ impl Admission {
     pub(crate) fn new(settings: AdmissionSettings) -> Admission {
         let limited = settings.register_per_source_per_s > 0 || settings.invite_per_source_per_s > 0;
         let capacity = if limited { settings.max_sources.max(1) } else { 0 };
-        Admission { settings, sources: HashMap::with_capacity(capacity), backlog: 0, next_sweep: None }
+        Admission {
+            settings,
+            sources: HashMap::with_capacity(capacity),
+            backlog: 0,
+            previous: None,
+            per_message: 0.0,
+            next_sweep: None,
+        }
     }
 
-    /// Records how many inbound messages wait behind the one being handled.
+    /// Records how many inbound messages wait behind the one about to be handled.
     pub(crate) fn set_backlog(&mut self, queued: usize) {
         self.backlog = queued;
+    }
+
+    /// Records that a message starts being handled at `now` (after [`Admission::set_backlog`]).
+    /// When others were queued as the previous one started, the server went from that one
+    /// straight to this one, and the gap is the time a message takes.
+    pub(crate) fn message_started(&mut self, now: Instant) {
+        if let Some((queued, at)) = self.previous
+            && queued > 0
+        {
+            let gap = now.saturating_duration_since(at).as_secs_f64();
+            self.per_message += (gap - self.per_message) * PER_MESSAGE_WEIGHT;
+        }
+        self.previous = Some((self.backlog, now));
+    }
+
+    /// How long a message joining the queue now would wait, at the recent time per message.
+    fn queue_delay(&self) -> Duration {
+        Duration::from_secs_f64(self.backlog as f64 * self.per_message)
     }
 
     /// Whether a new `method` request from `ip` may proceed, given the live transactions.
@@ -144,7 +183,10 @@ impl Admission {
         if matches!(method, Method::Ack | Method::Cancel) {
             return Ok(());
         }
-        if transactions >= self.settings.transactions_high_water || self.backlog >= self.settings.queue_high_water {
+        if transactions >= self.settings.transactions_high_water
+            || self.backlog >= self.settings.queue_high_water
+            || self.queue_delay() >= self.settings.max_queue_delay
+        {
             return Err(Refusal::Overloaded);
         }
         let rate = match method {
@@ -273,6 +315,34 @@ mod tests {
         assert_eq!(a.admit(&Method::Register, ip(1), 0, t0), Err(Refusal::Overloaded));
         a.set_backlog(49);
         assert_eq!(a.admit(&Method::Register, ip(1), 0, t0), Ok(()));
+    }
+
+    #[test]
+    fn a_queue_that_would_hold_a_new_message_too_long_gets_refused() {
+        let mut a = Admission::new(AdmissionSettings {
+            max_queue_delay: Duration::from_millis(200),
+            ..AdmissionSettings::default()
+        });
+        let mut now = Instant::now();
+        // 400 messages handled back to back, 2 ms each, with 40 still queued: 80 ms of wait.
+        for _ in 0..400 {
+            a.set_backlog(40);
+            a.message_started(now);
+            now += Duration::from_millis(2);
+        }
+        assert_eq!(a.admit(&Method::Register, ip(1), 0, now), Ok(()));
+        // 120 queued at 2 ms each is 240 ms: past the mark, though far below the length mark.
+        a.set_backlog(120);
+        assert_eq!(a.admit(&Method::Register, ip(1), 0, now), Err(Refusal::Overloaded));
+        assert_eq!(a.admit(&Method::Cancel, ip(1), 0, now), Ok(()));
+        // Gaps while nothing was queued are idle time, not work: they do not count.
+        for _ in 0..400 {
+            a.set_backlog(0);
+            a.message_started(now);
+            now += Duration::from_secs(1);
+        }
+        a.set_backlog(90);
+        assert_eq!(a.admit(&Method::Register, ip(1), 0, now), Ok(()), "90 × 2 ms is 180 ms");
     }
 
     #[test]

@@ -108,6 +108,7 @@ impl Core {
         now: Instant,
         wall: WallSecs,
     ) {
+        self.admission.message_started(now);
         let from = Target { transport, addr: source };
         if too_large {
             self.reply_unparsed(data, 513, "message exceeds the size limit", from);
@@ -145,8 +146,10 @@ impl Core {
         self.drain_events(now, wall);
     }
 
-    /// Tells the core how many received messages are queued behind the ones it is fed: past the
-    /// high-water mark, new requests are answered 503 until the queue drains.
+    /// Tells the core how many received messages are queued behind the next one it is fed: past
+    /// the high-water mark, or when they would take longer than `max_queue_delay` to work
+    /// through at the time messages have been taking, new requests are answered 503 until the
+    /// queue drains.
     pub fn set_backlog(&mut self, queued: usize) {
         self.admission.set_backlog(queued);
     }
