@@ -24,6 +24,36 @@ fn rss_kib(pid: u32) -> Option<u64> {
     status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Samples a process's resident memory every 50 ms on a thread of its own, until stopped.
+struct PeakRss {
+    done: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl PeakRss {
+    fn start(pid: u32) -> PeakRss {
+        let (done, peak) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+        let thread = {
+            let (done, peak) = (done.clone(), peak.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    peak.fetch_max(rss_kib(pid).unwrap_or(0), Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        };
+        PeakRss { done, peak, thread }
+    }
+
+    /// Stops sampling; the highest RSS seen, in KiB.
+    fn stop(self) -> u64 {
+        self.done.store(true, Ordering::Relaxed);
+        self.thread.join().expect("the sampler does not panic");
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
 #[test]
 fn register_flood_above_the_source_limit_gets_503_with_retry_after_and_recovers() {
     if !peers_ready(&[Peer::Sipp]) {
@@ -38,16 +68,7 @@ fn register_flood_above_the_source_limit_gets_503_with_retry_after_and_recovers(
     let target = Target::new(registrar.addr(), DOMAIN);
 
     let pid = registrar.pid().expect("running");
-    let (done, peak) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
-    let sampler = {
-        let (done, peak) = (done.clone(), peak.clone());
-        std::thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_kib(pid).unwrap_or(0), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        })
-    };
+    let sampler = PeakRss::start(pid);
     let idle_kib = rss_kib(pid).unwrap_or(0);
     let calls = LOAD_PER_S * LOAD_SECS;
     let started = Instant::now();
@@ -62,9 +83,7 @@ fn register_flood_above_the_source_limit_gets_503_with_retry_after_and_recovers(
         .run()
         .unwrap();
     let load_secs = started.elapsed().as_secs_f64();
-    done.store(true, Ordering::Relaxed);
-    sampler.join().unwrap();
-    let peak_kib = peak.load(Ordering::Relaxed);
+    let peak_kib = sampler.stop();
 
     // Every attempt ended in 200 or in a 503 with Retry-After (the scenario checks both).
     assert!(
@@ -239,16 +258,7 @@ fn register_load_at_twice_the_measured_capacity_is_shed_with_503_and_service_ret
     let calls = per_generator * OVERLOAD_SECS;
     let pid = registrar.pid().expect("running");
     let idle_kib = rss_kib(pid).unwrap_or(0);
-    let (done, peak) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
-    let sampler = {
-        let (done, peak) = (done.clone(), peak.clone());
-        std::thread::spawn(move || {
-            while !done.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_kib(pid).unwrap_or(0), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        })
-    };
+    let sampler = PeakRss::start(pid);
     let started = Instant::now();
     let runs: Vec<_> = (0..GENERATORS)
         .map(|_| {
@@ -267,9 +277,7 @@ fn register_load_at_twice_the_measured_capacity_is_shed_with_503_and_service_ret
         .collect();
     let outcomes: Vec<_> = runs.into_iter().map(|run| run.wait().unwrap()).collect();
     let load_secs = started.elapsed().as_secs_f64();
-    done.store(true, Ordering::Relaxed);
-    sampler.join().unwrap();
-    let peak_kib = peak.load(Ordering::Relaxed);
+    let peak_kib = sampler.stop();
     let alive = registrar.is_running();
 
     let sum = |f: &dyn Fn(&voip_tests::SippOutcome) -> u64| outcomes.iter().map(f).sum::<u64>();
