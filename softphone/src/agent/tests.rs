@@ -35,6 +35,7 @@ fn settings(registrar: bool, auto_answer: bool) -> Settings {
         auto_answer,
         timers: TimerConfig::default(),
         srtp: SrtpPolicy::Offer,
+        keepalive: Some(keepalive::DEFAULT_INTERVAL),
     }
 }
 
@@ -1307,5 +1308,48 @@ fn a_peer_reinvite_with_a_new_key_is_answered_with_our_key_kept() {
             assert_eq!((&keys.send, &keys.receive), (&offered[0].key, &rekeyed.crypto[0].key));
         }
         other => panic!("expected MediaChanged, got {other:?}"),
+    }
+}
+
+/// The instants at which `ua` wrote a CRLF keep-alive, and where, over `span` of simulated time
+/// after registering at `t0`; the registrar never answers the refreshes.
+fn pings_over(ua: &mut UserAgent, t0: Instant, span: Duration) -> Vec<(Instant, Target)> {
+    let mut pings = Vec::new();
+    while let Some(at) = ua.poll_timeout().filter(|at| *at < t0 + span) {
+        ua.handle_timeout(at);
+        while let Some(t) = ua.poll_transmit() {
+            if &t.data[..] == keepalive::PING {
+                pings.push((at, t.target));
+            }
+        }
+    }
+    pings
+}
+
+#[test]
+fn over_tls_the_phone_pings_its_registrar_flow_with_a_double_crlf_every_96_to_120_s() {
+    let mut rng = StdRng::seed_from_u64(40);
+    let mut server = digest_server(&mut rng);
+    let mut ua = UserAgent::new(Settings { transport: Transport::Tls, ..settings(true, false) }, 40);
+    let t0 = Instant::now();
+    register(&mut ua, &mut server, &mut rng, t0);
+    let pings = pings_over(&mut ua, t0, Duration::from_secs(1200));
+    let flow = Target { transport: Transport::Tls, addr: addr(REGISTRAR) };
+    assert!(pings.iter().all(|(_, to)| *to == flow), "pings go on the registrar's flow: {pings:?}");
+    let mut last = t0;
+    let gaps: Vec<f64> = pings.iter().map(|(at, _)| (*at - std::mem::replace(&mut last, *at)).as_secs_f64()).collect();
+    assert!(gaps.len() >= 10, "{} pings in 20 minutes: {gaps:?}", gaps.len());
+    assert!(gaps.iter().all(|g| (96.0..=120.0).contains(g)), "gaps between pings: {gaps:?}");
+}
+
+#[test]
+fn no_keepalives_over_udp_or_when_turned_off() {
+    for (transport, keepalive) in [(Transport::Udp, Some(keepalive::DEFAULT_INTERVAL)), (Transport::Tls, None)] {
+        let mut rng = StdRng::seed_from_u64(41);
+        let mut server = digest_server(&mut rng);
+        let mut ua = UserAgent::new(Settings { transport, keepalive, ..settings(true, false) }, 41);
+        let t0 = Instant::now();
+        register(&mut ua, &mut server, &mut rng, t0);
+        assert_eq!(pings_over(&mut ua, t0, Duration::from_secs(600)), [], "{transport} keep-alive {keepalive:?}");
     }
 }
