@@ -1353,3 +1353,50 @@ fn no_keepalives_over_udp_or_when_turned_off() {
         assert_eq!(pings_over(&mut ua, t0, Duration::from_secs(600)), [], "{transport} keep-alive {keepalive:?}");
     }
 }
+
+#[test]
+fn under_offer_a_488_to_our_srtp_offer_brings_one_plain_offer_and_under_require_the_call_ends() {
+    let now = Instant::now();
+    let target = proto::sip::Uri::parse(&format!("sip:1002@{PEER}")).unwrap();
+    let invites_after = |ua: &mut UserAgent, request: &Request| {
+        feed(ua, Message::Response(reply(request, 488, "peer")), PEER, now);
+        requests(&sent(ua), Method::Invite)
+    };
+
+    let mut ua = srtp_phone(SrtpPolicy::Offer, true, false, 50);
+    ua.dial(&target, now).unwrap();
+    let first = only_request(&mut ua, Method::Invite);
+    assert!(!crypto_lines(&first.body).is_empty());
+    let again = invites_after(&mut ua, &first);
+    assert_eq!(again.len(), 1, "one new INVITE after the 488");
+    let plain = &again[0];
+    let body = std::str::from_utf8(&plain.body).unwrap();
+    assert!(body.contains("m=audio 40000 RTP/AVP ") && !body.contains("a=crypto"), "{body}");
+    assert_eq!(plain.headers.call_id().unwrap(), first.headers.call_id().unwrap());
+    assert_eq!(plain.headers.cseq().unwrap().seq, first.headers.cseq().unwrap().seq + 1);
+    let (answer, _) = create_answer(&parse(body).unwrap(), &peer_media(false), 9, 1).unwrap();
+    let mut ok = reply(plain, 200, "peer");
+    ok.headers.push(HeaderName::Contact, format!("<sip:1002@{PEER}>"));
+    ok.headers.push(HeaderName::ContentType, "application/sdp");
+    ok.body = Bytes::from(answer.to_string());
+    feed(&mut ua, Message::Response(ok), PEER, now);
+    match &events(&mut ua)[..] {
+        [Event::Answered { negotiated }] => assert!(negotiated.srtp.is_none(), "plain RTP agreed"),
+        other => panic!("expected Answered, got {other:?}"),
+    }
+
+    // The plain offer refused too: the call ends, with no third INVITE.
+    let mut ua = srtp_phone(SrtpPolicy::Offer, true, false, 51);
+    ua.dial(&target, now).unwrap();
+    let first = only_request(&mut ua, Method::Invite);
+    let plain = invites_after(&mut ua, &first).remove(0);
+    assert_eq!(invites_after(&mut ua, &plain), [], "no INVITE after a 488 to the plain offer");
+    assert!(events(&mut ua).iter().any(|e| matches!(e, Event::HungUp { .. })), "the call ended");
+
+    // Under require the 488 ends the call.
+    let mut ua = srtp_phone(SrtpPolicy::Require, true, false, 52);
+    ua.dial(&target, now).unwrap();
+    let first = only_request(&mut ua, Method::Invite);
+    assert_eq!(invites_after(&mut ua, &first), [], "require offers SRTP only");
+    assert!(events(&mut ua).iter().any(|e| matches!(e, Event::HungUp { .. })), "the call ended");
+}
