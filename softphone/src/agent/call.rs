@@ -1,7 +1,8 @@
 //! One call at a time, either way (RFC 3261 §13–§15, RFC 3264 offer/answer, RFC 6026).
 //!
 //! Outgoing: INVITE with our offer; a 401/407 is answered once per nonce with credentials on a
-//! new INVITE (same Call-ID and From tag, next CSeq, §22.2); responses go through a
+//! new INVITE (same Call-ID and From tag, next CSeq, §22.2), and under `--srtp offer` a 488 to
+//! an SRTP offer likewise brings one plain RTP offer; responses go through a
 //! [`DialogSet`] so forks are told apart; the first 2xx is ACKed end to end (§13.2.2.4) and its
 //! answer applied; hanging up before that CANCELs (§9.1), and a 2xx crossing the CANCEL is
 //! ACKed and then ended with BYE. Incoming: 180 at once, 200 with our answer when answered

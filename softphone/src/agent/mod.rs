@@ -12,7 +12,7 @@
 //! [`proto::sdp`]'s. This module decides what to send when.
 //!
 //! - [`registration`]: REGISTER, digest answer, refresh at half the granted interval,
-//!   unregistration.
+//!   unregistration; [`keepalive`]: CRLF keep-alives on a TCP/TLS flow (RFC 5626 §4.4.1).
 //! - [`call`]: the INVITE dialogues: outgoing (offer, 407 retry, 1xx/2xx through a
 //!   [`proto::dialog::DialogSet`], ACK, CANCEL), incoming (180, 200 with the answer, 2xx
 //!   retransmission until the ACK), BYE both ways.
