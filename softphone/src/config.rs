@@ -135,6 +135,10 @@ pub struct Cli {
     /// plain offers get 488; over UDP/TCP every call fails.
     #[arg(long, value_name = "off|offer|require")]
     pub srtp: Option<String>,
+    /// Over TCP or TLS, write a CRLF keep-alive to the registrar every 80% to 100% of this many
+    /// seconds (RFC 5626 §4.4.1) [default: 120; 0: none].
+    #[arg(long, value_name = "SECONDS")]
+    pub keepalive: Option<f64>,
 }
 
 /// What was wrong with the command line.
@@ -314,6 +318,8 @@ pub struct Config {
     pub pcap: Option<PathBuf>,
     /// When calls use SRTP.
     pub srtp: crate::agent::SrtpPolicy,
+    /// The CRLF keep-alive interval over TCP and TLS; `None` for none.
+    pub keepalive: Option<Duration>,
 }
 
 impl Config {
@@ -402,6 +408,10 @@ impl Config {
             tui: cli.tui,
             pcap: cli.pcap.or(file.pcap),
             srtp: cli.srtp.or(file.srtp).map(|p| p.parse()).transpose().map_err(ConfigError::Srtp)?.unwrap_or_default(),
+            keepalive: match seconds(cli.keepalive, "--keepalive")? {
+                None => Some(crate::agent::keepalive::DEFAULT_INTERVAL),
+                Some(interval) => Some(interval).filter(|i| !i.is_zero()),
+            },
         })
     }
 

@@ -206,6 +206,7 @@ pub async fn run(config: Config, screen: Option<std::sync::mpsc::Receiver<String
         auto_answer: config.auto_answer,
         timers: TimerConfig::default(),
         srtp: config.srtp,
+        keepalive: config.keepalive,
     };
     let mut agent = UserAgent::new(settings, rand::random());
     info!(aor = %agent.aor(), transport = %agent.transport(), "account");
@@ -962,6 +963,7 @@ mod tests {
             auto_answer: false,
             timers: TimerConfig::default(),
             srtp: crate::agent::SrtpPolicy::Offer,
+            keepalive: None,
         };
         let mut agent = UserAgent::new(settings, 1);
         let mut ui = Ui::new(false);

@@ -94,6 +94,8 @@ pub struct BaresipConfig {
     pub tls_ca: Option<PathBuf>,
     /// The loopback address it binds SIP and RTP to and names in its SDP (`net_interface`).
     pub ip: Ipv4Addr,
+    /// Offer and accept only SRTP with SDES keys (`srtp.so`, account `mediaenc=srtp-mand`).
+    pub srtp: bool,
 }
 
 /// How baresip answers incoming calls (its account's `answermode`).
@@ -133,6 +135,7 @@ impl BaresipConfig {
             tcp: false,
             tls_ca: None,
             ip: Ipv4Addr::LOCALHOST,
+            srtp: false,
         }
     }
 
@@ -167,6 +170,12 @@ impl BaresipConfig {
         self
     }
 
+    /// Encrypts its media with SRTP and SDES keys, refusing plain RTP (`mediaenc=srtp-mand`).
+    pub fn srtp(mut self) -> Self {
+        self.srtp = true;
+        self
+    }
+
     /// Answers incoming calls as `mode` says.
     pub fn answer(mut self, mode: AnswerMode) -> Self {
         self.answer = mode;
@@ -196,7 +205,8 @@ impl BaresipConfig {
              module_app\taccount.so\n\
              module_app\tmenu.so\n\
              module_app\tctrl_tcp.so\n\
-             ctrl_tcp_listen\t{ctrl}\n{cafile}",
+             ctrl_tcp_listen\t{ctrl}\n{cafile}{srtp}",
+            srtp = if self.srtp { "module\tsrtp.so\n" } else { "" },
             cafile = self.tls_ca.as_ref().map(|ca| format!("sip_cafile\t{}\n", ca.display())).unwrap_or_default(),
             ip = sip.ip(),
             tone = self.tone,
@@ -209,7 +219,8 @@ impl BaresipConfig {
     fn accounts_file(&self) -> String {
         format!(
             "<sip:{user}@{domain}>;auth_pass={password};outbound=\"sip:{proxy}{transport}\";regint=300;\
-             answermode={answer};audio_codecs={codec}\n",
+             answermode={answer};audio_codecs={codec}{mediaenc}\n",
+            mediaenc = if self.srtp { ";mediaenc=srtp-mand" } else { "" },
             user = self.user,
             domain = self.domain,
             password = self.password,

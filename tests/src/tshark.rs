@@ -423,12 +423,19 @@ pub fn tshark() -> Result<PathBuf> {
 
 /// Reads `path` with tshark and sums up what it dissected. See the [module docs](self).
 pub fn analyze(path: &Path, checksums: Checksums) -> Result<CaptureSummary> {
-    let prefs: &[&str] = match checksums {
+    analyze_with(path, checksums, &[])
+}
+
+/// [`analyze`] with more tshark options before the reading ones, such as
+/// `-o tls.keylog_file:FILE -d tcp.port==5061,tls` so that Wireshark finds the SDP inside TLS.
+pub fn analyze_with(path: &Path, checksums: Checksums, options: &[&str]) -> Result<CaptureSummary> {
+    let checks: &[&str] = match checksums {
         Checksums::Validate => {
             &["-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE"]
         }
         Checksums::Ignore => &[],
     };
+    let prefs = &[checks, options].concat()[..];
     let mut summary = CaptureSummary {
         frames: read(path, prefs, &["-T", "fields", "-e", "frame.number"])?.lines().count(),
         ..CaptureSummary::default()
@@ -495,6 +502,18 @@ pub fn analyze(path: &Path, checksums: Checksums) -> Result<CaptureSummary> {
 /// just that it did not complain.
 pub fn count_frames(path: &Path, filter: &str) -> Result<usize> {
     Ok(read(path, &[], &["-Y", filter, "-T", "fields", "-e", "frame.number"])?.lines().count())
+}
+
+/// The `fields` (`-T fields -e …`) of every frame of the capture at `path` that matches the
+/// display filter `filter`, read with the tshark `options` (`-d udp.port==P,rtp`), one row
+/// per frame.
+pub fn frame_fields(path: &Path, options: &[&str], filter: &str, fields: &[&str]) -> Result<Vec<Vec<String>>> {
+    let mut args = vec!["-Y", filter, "-T", "fields"];
+    for field in fields {
+        args.extend(["-e", field]);
+    }
+    let out = read(path, options, &args)?;
+    Ok(out.lines().map(|line| line.split('\t').map(str::to_owned).collect()).collect())
 }
 
 /// Runs `tshark -r PATH` with `prefs` and `args`; its standard output.

@@ -281,3 +281,23 @@ fn baresip_registers_over_tls_and_calls_a_tls_softphone_and_each_hears_the_other
         );
     }
 }
+
+#[test]
+fn phone_pings_its_tls_flow_with_crlf_keepalives_and_keeps_using_it() {
+    let dir = temp_dir("tls-keepalive-").unwrap_or_else(|e| panic!("{e}"));
+    let registrar = registrar();
+    let extra = ["--keepalive", "1", "--sip-trace", "--duration", "4", "--audio-in", "tone:440", "--audio-out", "null"];
+    let args = tls_args(&registrar, "1001", Some(&registrar.tls_certificate()), &extra);
+    let mut phone = Softphone::start("keepalive", dir.path(), &args).unwrap_or_else(|e| panic!("{e}"));
+    let status = phone.wait(Duration::from_secs(15)).unwrap_or_else(|e| panic!("{e}"));
+    let (log, output) = (phone.log(), phone.output());
+    assert!(status.success(), "the phone exited with {status}\n{output}");
+    let ping = format!("send TLS to {}:\n\r\n\r\n", registrar.tls_addr());
+    let pings = log.matches(&ping).count();
+    eprintln!("{pings} CRLF keep-alives in 4 s with --keepalive 1");
+    assert!((2..=5).contains(&pings), "{pings} keep-alives in 4 s:\n{log}");
+    // The flow survived them: the REGISTER that removes the binding went over it and was answered.
+    assert!(phone.event("unregistered").is_some(), "the phone did not unregister\n{output}");
+    let registers = registrar.log().split("recv TLS from ").filter(|m| m.contains(":\nREGISTER ")).count();
+    assert_eq!(registers, 3, "REGISTER ×3 (challenged, then the unregister) over TLS");
+}

@@ -1,7 +1,8 @@
 //! One call at a time, either way (RFC 3261 §13–§15, RFC 3264 offer/answer, RFC 6026).
 //!
 //! Outgoing: INVITE with our offer; a 401/407 is answered once per nonce with credentials on a
-//! new INVITE (same Call-ID and From tag, next CSeq, §22.2); responses go through a
+//! new INVITE (same Call-ID and From tag, next CSeq, §22.2), and under `--srtp offer` a 488 to
+//! an SRTP offer likewise brings one plain RTP offer; responses go through a
 //! [`DialogSet`] so forks are told apart; the first 2xx is ACKed end to end (§13.2.2.4) and its
 //! answer applied; hanging up before that CANCELs (§9.1), and a 2xx crossing the CANCEL is
 //! ACKed and then ended with BYE. Incoming: 180 at once, 200 with our answer when answered
@@ -375,10 +376,27 @@ impl UserAgent {
             if o.hangup_requested {
                 self.finish(HangupReason::Cancelled, now);
             } else if o.digest.on_challenge(response) {
-                self.resend_invite_with_credentials(now);
+                self.resend_invite(now);
             } else {
                 self.finish(HangupReason::Rejected(status), now);
             }
+            return;
+        }
+        // A callee that cannot take SRTP (one reached over plain signalling, where the keys may
+        // not be used) refuses our RTP/SAVP offer with 488: under `--srtp offer`, offer plain
+        // RTP once instead. The refused keys are dropped, never used for media.
+        if status == 488
+            && o.dialogs.confirmed().is_none()
+            && !o.hangup_requested
+            && self.settings.srtp == super::SrtpPolicy::Offer
+            && !call.media.crypto.is_empty()
+        {
+            debug!("our SRTP offer was refused with 488: offering plain RTP");
+            call.media = LocalMedia { crypto: Vec::new(), require_srtp: false, ..call.media.clone() };
+            o.offer = create_offer(&call.media, u64::from(self.rng.next_u32()), 1);
+            call.invite.body = Bytes::from(o.offer.to_string());
+            o.dialogs = DialogSet::new();
+            self.resend_invite(now);
             return;
         }
         match o.dialogs.handle_invite_response(&call.invite, response) {
@@ -446,7 +464,8 @@ impl UserAgent {
         }
     }
 
-    fn resend_invite_with_credentials(&mut self, now: Instant) {
+    /// Sends our INVITE again, as a new transaction (CSeq + 1), with credentials when challenged.
+    fn resend_invite(&mut self, now: Instant) {
         let branch = proto::dialog::new_branch(&mut self.rng);
         let Some(call) = self.call.as_mut() else { return };
         let Side::Outgoing(o) = &mut call.side else { return };
@@ -463,7 +482,7 @@ impl UserAgent {
                 call.invite = invite;
             }
             Err(e) => {
-                debug!(%e, "INVITE with credentials not sent");
+                debug!(%e, "INVITE not sent again");
                 self.finish(HangupReason::Rejected(407), now);
             }
         }

@@ -12,7 +12,7 @@
 //! [`proto::sdp`]'s. This module decides what to send when.
 //!
 //! - [`registration`]: REGISTER, digest answer, refresh at half the granted interval,
-//!   unregistration.
+//!   unregistration; [`keepalive`]: CRLF keep-alives on a TCP/TLS flow (RFC 5626 §4.4.1).
 //! - [`call`]: the INVITE dialogues: outgoing (offer, 407 retry, 1xx/2xx through a
 //!   [`proto::dialog::DialogSet`], ACK, CANCEL), incoming (180, 200 with the answer, 2xx
 //!   retransmission until the ACK), BYE both ways.
@@ -29,6 +29,7 @@
 
 mod call;
 mod digest;
+pub mod keepalive;
 mod registration;
 mod session;
 mod srtp;
@@ -87,6 +88,9 @@ pub struct Settings {
     pub timers: TimerConfig,
     /// When calls use SRTP (see [`SrtpPolicy`]).
     pub srtp: SrtpPolicy,
+    /// The CRLF keep-alive interval on a TCP or TLS flow to the registrar (RFC 5626 §4.4.1; each
+    /// ping comes after 80% to 100% of it); `None` sends none.
+    pub keepalive: Option<Duration>,
 }
 
 /// What the user agent tells its UI and media shell.
@@ -224,6 +228,10 @@ pub struct UserAgent {
     /// The transferor's call while we call the target of its REFER.
     referred: Option<Box<transfer::Referred>>,
     events: VecDeque<Event>,
+    /// Keep-alives on the stream flow to the registrar, from our first REGISTER on.
+    keepalive: Option<keepalive::KeepAlive>,
+    /// A keep-alive ping is due to go out.
+    ping: bool,
 }
 
 impl UserAgent {
@@ -265,6 +273,8 @@ impl UserAgent {
             call: None,
             referred: None,
             events: VecDeque::new(),
+            keepalive: None,
+            ping: false,
         }
     }
 
@@ -323,6 +333,12 @@ impl UserAgent {
 
     /// The next message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if std::mem::take(&mut self.ping)
+            && let Some(registrar) = self.settings.registrar
+        {
+            let data = bytes::Bytes::from_static(keepalive::PING);
+            return Some(Transmit { target: over(self.settings.transport, registrar), data });
+        }
         self.layer.poll_transmit()
     }
 
@@ -338,6 +354,7 @@ impl UserAgent {
             self.registration.as_ref().and_then(Registration::deadline),
             self.call.as_ref().and_then(Call::deadline),
             self.referred.as_ref().and_then(|r| r.give_up),
+            self.keepalive.as_ref().map(keepalive::KeepAlive::deadline),
         ]
         .into_iter()
         .flatten()
@@ -354,6 +371,9 @@ impl UserAgent {
         }
         self.call_timeout(now);
         self.transfer_timeout(now);
+        if self.keepalive.as_mut().is_some_and(|k| k.due(now, &mut self.rng)) {
+            self.ping = true;
+        }
     }
 
     /// Feeds a datagram (or stream message) received from `source`.
@@ -403,6 +423,11 @@ impl UserAgent {
 
     fn send_register(&mut self, expires: u32, now: Instant) {
         let (Some(registration), Some(registrar)) = (&mut self.registration, self.settings.registrar) else { return };
+        if let (None, Some(interval), true) =
+            (&self.keepalive, self.settings.keepalive, self.settings.transport.is_reliable())
+        {
+            self.keepalive = Some(keepalive::KeepAlive::start(interval, now, &mut self.rng));
+        }
         let mut request = registration.request(expires);
         request.headers.push_front(HeaderName::Via, self.sent_by.via(&new_branch(&mut self.rng)));
         self.reg_digest.authorize(&mut request, &mut self.rng);

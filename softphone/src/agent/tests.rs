@@ -35,6 +35,7 @@ fn settings(registrar: bool, auto_answer: bool) -> Settings {
         auto_answer,
         timers: TimerConfig::default(),
         srtp: SrtpPolicy::Offer,
+        keepalive: Some(keepalive::DEFAULT_INTERVAL),
     }
 }
 
@@ -1308,4 +1309,94 @@ fn a_peer_reinvite_with_a_new_key_is_answered_with_our_key_kept() {
         }
         other => panic!("expected MediaChanged, got {other:?}"),
     }
+}
+
+/// The instants at which `ua` wrote a CRLF keep-alive, and where, over `span` of simulated time
+/// after registering at `t0`; the registrar never answers the refreshes.
+fn pings_over(ua: &mut UserAgent, t0: Instant, span: Duration) -> Vec<(Instant, Target)> {
+    let mut pings = Vec::new();
+    while let Some(at) = ua.poll_timeout().filter(|at| *at < t0 + span) {
+        ua.handle_timeout(at);
+        while let Some(t) = ua.poll_transmit() {
+            if &t.data[..] == keepalive::PING {
+                pings.push((at, t.target));
+            }
+        }
+    }
+    pings
+}
+
+#[test]
+fn over_tls_the_phone_pings_its_registrar_flow_with_a_double_crlf_every_96_to_120_s() {
+    let mut rng = StdRng::seed_from_u64(40);
+    let mut server = digest_server(&mut rng);
+    let mut ua = UserAgent::new(Settings { transport: Transport::Tls, ..settings(true, false) }, 40);
+    let t0 = Instant::now();
+    register(&mut ua, &mut server, &mut rng, t0);
+    let pings = pings_over(&mut ua, t0, Duration::from_secs(1200));
+    let flow = Target { transport: Transport::Tls, addr: addr(REGISTRAR) };
+    assert!(pings.iter().all(|(_, to)| *to == flow), "pings go on the registrar's flow: {pings:?}");
+    let mut last = t0;
+    let gaps: Vec<f64> = pings.iter().map(|(at, _)| (*at - std::mem::replace(&mut last, *at)).as_secs_f64()).collect();
+    assert!(gaps.len() >= 10, "{} pings in 20 minutes: {gaps:?}", gaps.len());
+    assert!(gaps.iter().all(|g| (96.0..=120.0).contains(g)), "gaps between pings: {gaps:?}");
+}
+
+#[test]
+fn no_keepalives_over_udp_or_when_turned_off() {
+    for (transport, keepalive) in [(Transport::Udp, Some(keepalive::DEFAULT_INTERVAL)), (Transport::Tls, None)] {
+        let mut rng = StdRng::seed_from_u64(41);
+        let mut server = digest_server(&mut rng);
+        let mut ua = UserAgent::new(Settings { transport, keepalive, ..settings(true, false) }, 41);
+        let t0 = Instant::now();
+        register(&mut ua, &mut server, &mut rng, t0);
+        assert_eq!(pings_over(&mut ua, t0, Duration::from_secs(600)), [], "{transport} keep-alive {keepalive:?}");
+    }
+}
+
+#[test]
+fn under_offer_a_488_to_our_srtp_offer_brings_one_plain_offer_and_under_require_the_call_ends() {
+    let now = Instant::now();
+    let target = proto::sip::Uri::parse(&format!("sip:1002@{PEER}")).unwrap();
+    let invites_after = |ua: &mut UserAgent, request: &Request| {
+        feed(ua, Message::Response(reply(request, 488, "peer")), PEER, now);
+        requests(&sent(ua), Method::Invite)
+    };
+
+    let mut ua = srtp_phone(SrtpPolicy::Offer, true, false, 50);
+    ua.dial(&target, now).unwrap();
+    let first = only_request(&mut ua, Method::Invite);
+    assert!(!crypto_lines(&first.body).is_empty());
+    let again = invites_after(&mut ua, &first);
+    assert_eq!(again.len(), 1, "one new INVITE after the 488");
+    let plain = &again[0];
+    let body = std::str::from_utf8(&plain.body).unwrap();
+    assert!(body.contains("m=audio 40000 RTP/AVP ") && !body.contains("a=crypto"), "{body}");
+    assert_eq!(plain.headers.call_id().unwrap(), first.headers.call_id().unwrap());
+    assert_eq!(plain.headers.cseq().unwrap().seq, first.headers.cseq().unwrap().seq + 1);
+    let (answer, _) = create_answer(&parse(body).unwrap(), &peer_media(false), 9, 1).unwrap();
+    let mut ok = reply(plain, 200, "peer");
+    ok.headers.push(HeaderName::Contact, format!("<sip:1002@{PEER}>"));
+    ok.headers.push(HeaderName::ContentType, "application/sdp");
+    ok.body = Bytes::from(answer.to_string());
+    feed(&mut ua, Message::Response(ok), PEER, now);
+    match &events(&mut ua)[..] {
+        [Event::Answered { negotiated }] => assert!(negotiated.srtp.is_none(), "plain RTP agreed"),
+        other => panic!("expected Answered, got {other:?}"),
+    }
+
+    // The plain offer refused too: the call ends, with no third INVITE.
+    let mut ua = srtp_phone(SrtpPolicy::Offer, true, false, 51);
+    ua.dial(&target, now).unwrap();
+    let first = only_request(&mut ua, Method::Invite);
+    let plain = invites_after(&mut ua, &first).remove(0);
+    assert_eq!(invites_after(&mut ua, &plain), [], "no INVITE after a 488 to the plain offer");
+    assert!(events(&mut ua).iter().any(|e| matches!(e, Event::HungUp { .. })), "the call ended");
+
+    // Under require the 488 ends the call.
+    let mut ua = srtp_phone(SrtpPolicy::Require, true, false, 52);
+    ua.dial(&target, now).unwrap();
+    let first = only_request(&mut ua, Method::Invite);
+    assert_eq!(invites_after(&mut ua, &first), [], "require offers SRTP only");
+    assert!(events(&mut ua).iter().any(|e| matches!(e, Event::HungUp { .. })), "the call ended");
 }
