@@ -75,6 +75,17 @@ pub fn account_args(registrar: &Registrar, user: &str, extra: &[&str]) -> Vec<St
     phone_args(registrar.addr(), registrar.domain(), user, extra).unwrap_or_else(|e| panic!("softphone arguments: {e}"))
 }
 
+/// `args` (from [`phone_args`] and the like) turned to register over TLS: the registrar named
+/// `sips:` at its TLS address, and `ca` trusted with `--ca` when given.
+pub fn over_tls(mut args: Vec<String>, registrar: &Registrar, ca: Option<&Path>) -> Vec<String> {
+    let i = args.iter().position(|a| a == "--registrar").expect("a --registrar argument");
+    args[i + 1] = format!("sips:{}", registrar.tls_addr());
+    if let Some(ca) = ca {
+        args.extend(["--ca".to_owned(), ca.display().to_string()]);
+    }
+    args
+}
+
 /// The command line of a scripted softphone `user` that registers nowhere: `--user USER`, then
 /// `extra` (its `--bind`, `--dial sip:…`, …), then `--events json`.
 pub fn direct_args(user: &str, extra: &[&str]) -> Vec<String> {
@@ -302,6 +313,21 @@ pub fn tone_share(path: &Path, freq: u32) -> Result<ToneShare> {
     let (rate, samples) = read_wav(path)?;
     let (toned, blocks) = tone_blocks(&samples, rate, freq as f32);
     Ok(ToneShare { rate, toned, blocks })
+}
+
+/// Asserts that the recording at `path` is at `rate`, lasts at least `min_seconds` and holds
+/// `freq` in ≥ 90% of its 20 ms blocks; prints what it measured, naming `who` heard it.
+pub fn assert_recording_holds(path: &Path, rate: u32, freq: u32, min_seconds: f64, who: &str) {
+    let heard = tone_share(path, freq).unwrap_or_else(|e| panic!("{who}'s recording: {e}"));
+    let (toned, blocks, seconds) = (heard.toned, heard.blocks, heard.seconds());
+    assert_eq!(heard.rate, rate, "{who}'s recording is at the codec's rate");
+    eprintln!("{who} heard {freq} Hz in {toned} of {blocks} blocks ({seconds:.2} s recorded)");
+    assert!(seconds >= min_seconds, "{who}'s recording lasts {seconds:.2} s, less than the call");
+    assert!(
+        toned * 10 >= blocks * 9,
+        "{who} heard {freq} Hz in only {toned} of {blocks} blocks of 20 ms ({:.1}%)",
+        heard.percent()
+    );
 }
 
 #[cfg(test)]

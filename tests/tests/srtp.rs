@@ -11,13 +11,15 @@ use std::path::Path;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use voip_tests::softphone::{Softphone, phone_args_at, read_wav, tone_blocks};
+use voip_tests::softphone::{Softphone, assert_recording_holds, over_tls, phone_args_at};
 use voip_tests::tshark::{Checksums, LiveCapture, Media, Rtcp, analyze_with, frame_fields};
 use voip_tests::{Peer, Registrar, RegistrarConfig, peers_ready, temp_dir, unique_loopback_ip};
 
 const DOMAIN: &str = "voip.test";
 /// How long the caller runs (`--duration`); the call takes nearly all of it.
 const CALL_SECONDS: u32 = 5;
+/// A recording must last at least this long: the call, less its set-up and tear-down.
+const MIN_SECONDS: f64 = CALL_SECONDS as f64 - 1.5;
 const TONE_A: u32 = 1000;
 const TONE_B: u32 = 1500;
 const RATE: u32 = 8000;
@@ -40,24 +42,11 @@ enum Signalling {
 /// A phone's command line: `user` bound to `ip`, registering over `signalling` (over TLS
 /// trusting the registrar's certificate), with `extra` after.
 fn args(registrar: &Registrar, ip: Ipv4Addr, user: &str, signalling: Signalling, extra: &[&str]) -> Vec<String> {
-    let mut args = phone_args_at(ip, registrar.addr(), DOMAIN, user, extra).unwrap_or_else(|e| panic!("{e}"));
-    if signalling == Signalling::Tls {
-        let i = args.iter().position(|a| a == "--registrar").expect("a --registrar argument");
-        args[i + 1] = format!("sips:{}", registrar.tls_addr());
-        args.extend(["--ca".to_owned(), registrar.tls_certificate().display().to_string()]);
+    let args = phone_args_at(ip, registrar.addr(), DOMAIN, user, extra).unwrap_or_else(|e| panic!("{e}"));
+    match signalling {
+        Signalling::Udp => args,
+        Signalling::Tls => over_tls(args, registrar, Some(&registrar.tls_certificate())),
     }
-    args
-}
-
-/// The recording at `path` holds `freq` in ≥ 90% of its 20 ms blocks and lasts most of the call.
-fn assert_recording_holds(path: &Path, freq: u32, who: &str) {
-    let (rate, samples) = read_wav(path).unwrap_or_else(|e| panic!("{who}'s recording: {e}"));
-    assert_eq!(rate, RATE, "{who}'s recording is at the codec's rate");
-    let (toned, blocks) = tone_blocks(&samples, rate, freq as f32);
-    let seconds = blocks as f64 / 50.0;
-    eprintln!("{who} heard {freq} Hz in {toned} of {blocks} blocks ({seconds:.2} s recorded)");
-    assert!(seconds >= f64::from(CALL_SECONDS) - 1.5, "{who}'s recording lasts {seconds:.2} s, less than the call");
-    assert!(toned * 10 >= blocks * 9, "{who} heard {freq} Hz in only {toned} of {blocks} blocks");
 }
 
 /// One side of a call: its account, address, signalling and extra arguments.
@@ -116,8 +105,8 @@ fn secured_call(registrar: &Registrar, dir: &Path, a: &Side, b: &Side, srtp: boo
             assert!(!hung_up.contains("srtp"), "{who}: plain RTP reports no SRTP: {hung_up}");
         }
     }
-    assert_recording_holds(&dir.join("a.wav"), TONE_B, "A");
-    assert_recording_holds(&dir.join("b.wav"), TONE_A, "B");
+    assert_recording_holds(&dir.join("a.wav"), RATE, TONE_B, MIN_SECONDS, "A");
+    assert_recording_holds(&dir.join("b.wav"), RATE, TONE_A, MIN_SECONDS, "B");
     (caller, callee)
 }
 

@@ -8,13 +8,15 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use voip_tests::baresip::{AnswerMode, Baresip, BaresipCodec, BaresipConfig};
-use voip_tests::softphone::{Softphone, account_args, read_wav, tone_blocks, tone_share};
+use voip_tests::softphone::{Softphone, account_args, assert_recording_holds, over_tls, tone_share};
 use voip_tests::tshark::{LiveCapture, tshark};
 use voip_tests::{Peer, Registrar, RegistrarConfig, peers_ready, temp_dir, unique_loopback_ip};
 
 const DOMAIN: &str = "voip.test";
 /// How long the caller runs (`--duration`); the call takes nearly all of it.
 const CALL_SECONDS: u32 = 5;
+/// A recording must last at least this long: the call, less its set-up and tear-down.
+const MIN_SECONDS: f64 = CALL_SECONDS as f64 - 1.5;
 const TONE_A: u32 = 1000;
 const TONE_B: u32 = 1500;
 const RATE: u32 = 8000;
@@ -26,24 +28,7 @@ fn registrar() -> Registrar {
 
 /// `account_args` with the registrar named `sips:` at its TLS address, trusting `ca`.
 fn tls_args(registrar: &Registrar, user: &str, ca: Option<&Path>, extra: &[&str]) -> Vec<String> {
-    let mut args = account_args(registrar, user, extra);
-    let i = args.iter().position(|a| a == "--registrar").expect("a --registrar argument");
-    args[i + 1] = format!("sips:{}", registrar.tls_addr());
-    if let Some(ca) = ca {
-        args.extend(["--ca".to_owned(), ca.display().to_string()]);
-    }
-    args
-}
-
-/// The recording at `path` holds `freq` in ≥ 90% of its 20 ms blocks and lasts most of the call.
-fn assert_recording_holds(path: &Path, freq: u32, who: &str) {
-    let (rate, samples) = read_wav(path).unwrap_or_else(|e| panic!("{who}'s recording: {e}"));
-    assert_eq!(rate, RATE, "{who}'s recording is at the codec's rate");
-    let (toned, blocks) = tone_blocks(&samples, rate, freq as f32);
-    let seconds = blocks as f64 / 50.0;
-    eprintln!("{who} heard {freq} Hz in {toned} of {blocks} blocks ({seconds:.2} s recorded)");
-    assert!(seconds >= f64::from(CALL_SECONDS) - 1.5, "{who}'s recording lasts {seconds:.2} s, less than the call");
-    assert!(toned * 10 >= blocks * 9, "{who} heard {freq} Hz in only {toned} of {blocks} blocks");
+    over_tls(account_args(registrar, user, extra), registrar, ca)
 }
 
 /// Runs callee B (auto-answer, tone B) with `b_args` and caller A (dials 1002, tone A) with
@@ -79,8 +64,8 @@ fn call(
         let hung_up = phone.event("hung_up").unwrap_or_else(|| panic!("{who} reported no hung_up event\n{context}"));
         assert!(hung_up.contains(&format!("\"reason\":\"{reason}\"")), "{who}: {hung_up}");
     }
-    assert_recording_holds(&a_wav, TONE_B, "A");
-    assert_recording_holds(&b_wav, TONE_A, "B");
+    assert_recording_holds(&a_wav, RATE, TONE_B, MIN_SECONDS, "A");
+    assert_recording_holds(&b_wav, RATE, TONE_A, MIN_SECONDS, "B");
     (a, b)
 }
 
